@@ -1,0 +1,40 @@
+/* x86 VM and vCPU setup on KVM: irqchip, PIT, CPUID, MSRs, LAPIC, registers, MP table. */
+#ifndef KESTREL_X86_CPU_H
+#define KESTREL_X86_CPU_H
+
+#include <linux/kvm.h>
+
+#include "arch/x86/boot.h"
+#include "vmm/error.h"
+#include "vmm/guest_mem.h"
+
+/* Checks the KVM capabilities kestrel relies on; names the first one missing. */
+int x86_check_kvm(int kvm_fd, struct kerr *err);
+
+/* TSS and identity-map addresses, the in-kernel irqchip (PIC + IOAPIC + LAPIC) and the PIT. */
+int x86_vm_init(int vm_fd, struct kerr *err);
+
+/* KVM_GET_SUPPORTED_CPUID; the caller frees the result. */
+struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd, struct kerr *err);
+
+/*
+ * Per-vCPU state every vCPU needs: CPUID (hypervisor bit, its own APIC ID), MSRs, FPU, LAPIC
+ * LINT0/LINT1 wiring. cpuid is copied and adjusted, not modified.
+ */
+int x86_vcpu_init(int vcpu_fd, unsigned int id, unsigned int nr_cpus,
+		  const struct kvm_cpuid2 *cpuid, struct kerr *err);
+
+/* GDT and identity-mapped page tables in low guest memory, used by the boot vCPU's entry. */
+int x86_write_boot_tables(const struct guest_mem *gm, struct kerr *err);
+
+/* Registers and segments of the boot vCPU for the loader's entry mode. */
+int x86_vcpu_set_entry(int vcpu_fd, const struct x86_boot *boot, struct kerr *err);
+
+/* Intel MP table (floating pointer + configuration table) so Linux starts all vCPUs. */
+int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct kerr *err);
+
+#define X86_MPTABLE_ADDR 0xf0000ULL
+#define X86_IOAPIC_ADDR 0xfec00000ULL
+#define X86_LAPIC_ADDR 0xfee00000ULL
+
+#endif

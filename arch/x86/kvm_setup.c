@@ -1,0 +1,77 @@
+#include "arch/x86/cpu.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "arch/x86/layout.h"
+
+struct needed_cap {
+	int cap;
+	const char *name;
+};
+
+int x86_check_kvm(int kvm_fd, struct kerr *err)
+{
+	static const struct needed_cap caps[] = {
+	    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+	    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+	    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+	    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+	    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+	    {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+	    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+	    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+	    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+	};
+
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
+			return kerr_set(err,
+					"this host's KVM lacks %s, which kestrel needs "
+					"(a newer host kernel has it)",
+					caps[i].name);
+	return 0;
+}
+
+int x86_vm_init(int vm_fd, struct kerr *err)
+{
+	uint64_t identity = X86_IDENTITY_MAP_ADDR;
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+
+	if (ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) < 0)
+		return kerr_set(err, "KVM_SET_TSS_ADDR: %s", strerror(errno));
+	/* Only Intel hosts use the identity map; elsewhere the call may be refused harmlessly. */
+	if (ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0 && errno != EINVAL &&
+	    errno != ENOTTY)
+		return kerr_set(err, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+	if (ioctl(vm_fd, KVM_CREATE_IRQCHIP) < 0)
+		return kerr_set(err, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return kerr_set(err, "KVM_CREATE_PIT2: %s", strerror(errno));
+	return 0;
+}
+
+struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd, struct kerr *err)
+{
+	/* Grow until KVM stops answering E2BIG. */
+	for (unsigned int n = 128; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+		if (!c) {
+			kerr_set(err, "out of memory for CPUID entries");
+			return NULL;
+		}
+		c->nent = n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		int e = errno;
+		free(c);
+		if (e != E2BIG) {
+			kerr_set(err, "KVM_GET_SUPPORTED_CPUID: %s", strerror(e));
+			return NULL;
+		}
+	}
+	kerr_set(err, "KVM_GET_SUPPORTED_CPUID: too many entries");
+	return NULL;
+}

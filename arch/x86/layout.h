@@ -1,0 +1,30 @@
+/*
+ * Where kestrel puts things in an x86 guest's physical address space. All fixed addresses live
+ * here so the loaders, the register setup and the e820 map agree.
+ */
+#ifndef KESTREL_X86_LAYOUT_H
+#define KESTREL_X86_LAYOUT_H
+
+#include <stdint.h>
+
+#define X86_GDT_ADDR 0x500ULL
+#define X86_IDT_ADDR 0x520ULL
+#define X86_PVH_INFO_ADDR 0x6000ULL    /* hvm_start_info, then its memmap and module list */
+#define X86_BOOT_PARAMS_ADDR 0x7000ULL /* the Linux zero page */
+#define X86_PML4_ADDR 0x9000ULL
+#define X86_PDPT_ADDR 0xa000ULL
+#define X86_PD_ADDR 0xb000ULL /* four pages: identity map of the first 4 GiB with 2 MiB pages */
+#define X86_CMDLINE_ADDR 0x20000ULL
+#define X86_CMDLINE_MAX 0x10000ULL /* bytes, including the terminating NUL */
+#define X86_EBDA_ADDR 0x9fc00ULL   /* last KiB of base memory: the MP table lives here */
+#define X86_BIOS_START 0xa0000ULL
+#define X86_HIMEM_START 0x100000ULL /* 1 MiB: where protected-mode kernels are loaded */
+
+#define X86_PCI_HOLE_START 0xc0000000ULL /* 3 GiB: RAM above this moves to 4 GiB */
+#define X86_4G 0x100000000ULL
+
+/* The TSS and identity-map page KVM needs on Intel hosts sit just below 4 GiB, in the hole. */
+#define X86_TSS_ADDR 0xfffbd000ULL
+#define X86_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+#endif

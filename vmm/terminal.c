@@ -1,0 +1,123 @@
+#include "vmm/terminal.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define CTRL_A 0x01
+
+static void block_set(sigset_t *s)
+{
+	sigemptyset(s);
+	sigaddset(s, SIGINT);
+	sigaddset(s, SIGTERM);
+	sigaddset(s, SIGHUP);
+}
+
+int terminal_block_signals(struct kerr *err)
+{
+	sigset_t s;
+
+	block_set(&s);
+	if (pthread_sigmask(SIG_BLOCK, &s, NULL))
+		return kerr_set(err, "cannot block signals");
+	return 0;
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+	struct terminal *t = opaque;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(t->signals.fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	vm_request_exit(t->vm, KESTREL_EXIT_SIGNAL_BASE + (int)si.ssi_signo, "stopped by %s",
+			strsignal((int)si.ssi_signo));
+}
+
+static void on_input(void *opaque, uint32_t events)
+{
+	struct terminal *t = opaque;
+	uint8_t buf[256], out[256];
+	size_t n_out = 0;
+	ssize_t n;
+
+	(void)events;
+	n = read(t->input.fd, buf, sizeof(buf));
+	if (n <= 0) {
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			return;
+		/* End of input (a pipe or /dev/null): the guest keeps running without it. */
+		event_loop_del(&t->vm->loop, &t->input);
+		t->input_registered = false;
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		uint8_t c = buf[i];
+		if (t->escape) {
+			t->escape = false;
+			if (c == 'x' || c == 'X') {
+				vm_request_exit(t->vm, KESTREL_EXIT_REBOOT, "user quit (Ctrl-A x)");
+				return;
+			}
+			if (c != CTRL_A)
+				out[n_out++] = CTRL_A;
+		} else if (c == CTRL_A) {
+			t->escape = true;
+			continue;
+		}
+		out[n_out++] = c;
+		if (n_out >= sizeof(out) - 1) {
+			uart_receive(t->uart, out, n_out);
+			n_out = 0;
+		}
+	}
+	if (n_out)
+		uart_receive(t->uart, out, n_out);
+}
+
+int terminal_init(struct terminal *t, struct vm *vm, struct uart_8250 *uart, struct kerr *err)
+{
+	sigset_t s;
+
+	memset(t, 0, sizeof(*t));
+	t->vm = vm;
+	t->uart = uart;
+
+	block_set(&s);
+	t->signals = (struct event_handler){signalfd(-1, &s, SFD_CLOEXEC), on_signal, t};
+	if (t->signals.fd < 0)
+		return kerr_set(err, "signalfd: %s", strerror(errno));
+	if (event_loop_add(&vm->loop, &t->signals, EPOLLIN, err))
+		return -1;
+
+	t->input = (struct event_handler){STDIN_FILENO, on_input, t};
+	if (event_loop_add(&vm->loop, &t->input, EPOLLIN, NULL) == 0)
+		t->input_registered = true;
+	/* else: stdin is a regular file or closed; the console is then output-only. */
+
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &t->saved) == 0) {
+		struct termios raw = t->saved;
+		cfmakeraw(&raw);
+		raw.c_oflag |= OPOST | ONLCR; /* keep kestrel's own messages readable */
+		if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+			t->raw = true;
+	}
+	return 0;
+}
+
+void terminal_restore(struct terminal *t)
+{
+	if (t->raw) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &t->saved);
+		t->raw = false;
+	}
+	if (t->signals.fd > 0) {
+		close(t->signals.fd);
+		t->signals.fd = -1;
+	}
+}

@@ -1,0 +1,33 @@
+/*
+ * The user's terminal as the guest's serial console: raw mode while stdin is a TTY (always
+ * restored), keystrokes to the UART, Ctrl-A x to quit, and signals that end the VM.
+ */
+#ifndef KESTREL_TERMINAL_H
+#define KESTREL_TERMINAL_H
+
+#include <stdbool.h>
+#include <termios.h>
+
+#include "devices/uart_8250.h"
+#include "vmm/event_loop.h"
+#include "vmm/vm.h"
+
+struct terminal {
+	struct vm *vm;
+	struct uart_8250 *uart;
+	struct event_handler input;
+	struct event_handler signals;
+	bool input_registered;
+	bool raw;
+	bool escape; /* the previous key was Ctrl-A */
+	struct termios saved;
+};
+
+/* Call with the signals of terminal_block_signals() already blocked in every thread. */
+int terminal_init(struct terminal *t, struct vm *vm, struct uart_8250 *uart, struct kerr *err);
+void terminal_restore(struct terminal *t);
+
+/* Blocks SIGINT/SIGTERM/SIGHUP so that the event loop receives them through a signalfd. */
+int terminal_block_signals(struct kerr *err);
+
+#endif

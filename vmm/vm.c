@@ -1,0 +1,245 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "arch/x86/boot.h"
+#include "arch/x86/cpu.h"
+#include "arch/x86/layout.h"
+#include "vmm/file_map.h"
+#include "vmm/kvm_dev.h"
+#include "vmm/vcpu.h"
+
+double vm_elapsed_ms(const struct vm *vm)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - vm->start.tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - vm->start.tv_nsec) / 1e6;
+}
+
+void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
+{
+	uint64_t one = 1;
+	va_list ap;
+
+	pthread_mutex_lock(&vm->exit_lock);
+	if (!vm->exiting) {
+		vm->exit_status = status;
+		va_start(ap, fmt);
+		vsnprintf(vm->exit_reason, sizeof(vm->exit_reason), fmt, ap);
+		va_end(ap);
+		__atomic_store_n(&vm->exiting, true, __ATOMIC_RELEASE);
+		if (write(vm->exit_fd, &one, sizeof(one)) != sizeof(one))
+			abort(); /* an eventfd write of 1 cannot fail short of a bug */
+	}
+	pthread_mutex_unlock(&vm->exit_lock);
+}
+
+int vm_irq_line(struct vm *vm, unsigned int irq, int level)
+{
+	struct kvm_irq_level l = {.irq = irq, .level = (uint32_t)level};
+
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+static void irq_set(void *opaque, unsigned int irq, int level)
+{
+	vm_irq_line(opaque, irq, level);
+}
+
+static void ctl_request_exit(void *opaque, int status, const char *reason)
+{
+	vm_request_exit(opaque, status, "%s", reason);
+}
+
+static double ctl_elapsed_ms(void *opaque)
+{
+	return vm_elapsed_ms(opaque);
+}
+
+static int register_pc_devices(struct vm *vm, struct kerr *err)
+{
+	struct vm_control ctl = {ctl_request_exit, ctl_elapsed_ms, vm};
+
+	uart_init(&vm->uart, STDOUT_FILENO, (struct irq_line){irq_set, vm, UART_COM1_IRQ});
+	i8042_init(&vm->i8042, ctl);
+	debug_port_init(&vm->debug, ctl, STDERR_FILENO);
+	if (io_bus_register(&vm->pio, UART_COM1_BASE, UART_NR_REGS, uart_io, &vm->uart, "uart",
+			    err) ||
+	    io_bus_register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_io, &vm->i8042, "i8042",
+			    err) ||
+	    io_bus_register(&vm->pio, I8042_CMD_PORT, 1, i8042_cmd_io, &vm->i8042, "i8042", err) ||
+	    io_bus_register(&vm->pio, DEBUG_PORT_BASE, DEBUG_PORT_LEN, debug_port_io, &vm->debug,
+			    "debug-port", err))
+		return -1;
+	return 0;
+}
+
+static int map_memory(struct vm *vm, uint64_t size, struct kerr *err)
+{
+	struct guest_mem_region layout[2];
+	int n = x86_ram_layout(size, layout);
+
+	if (n <= 0)
+		return kerr_set(err, "cannot lay out %llu MiB of guest memory",
+				(unsigned long long)(size >> 20));
+	if (guest_mem_map(&vm->mem, layout, n, err))
+		return -1;
+	for (int i = 0; i < vm->mem.nr_regions; i++) {
+		const struct guest_mem_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region kr = {
+		    .slot = (uint32_t)i,
+		    .guest_phys_addr = r->gpa,
+		    .memory_size = r->size,
+		    .userspace_addr = (uint64_t)(uintptr_t)r->host,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0)
+			return kerr_set(err, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+	}
+	return 0;
+}
+
+static int create_vcpus(struct vm *vm, struct kerr *err)
+{
+	struct kvm_cpuid2 *cpuid;
+	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	int rc = -1;
+
+	if (max <= 0)
+		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max > 0 && vm->nr_cpus > (unsigned int)max)
+		return kerr_set(err, "--cpus %u is more than this host's KVM allows (%d)",
+				vm->nr_cpus, max);
+	cpuid = x86_supported_cpuid(vm->kvm_fd, err);
+	if (!cpuid)
+		return -1;
+	vm->vcpus = calloc(vm->nr_cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		kerr_set(err, "out of memory for vCPUs");
+		goto out;
+	}
+	for (unsigned int i = 0; i < vm->nr_cpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned int i = 0; i < vm->nr_cpus; i++) {
+		if (vcpu_create(vm, &vm->vcpus[i], i, err) ||
+		    x86_vcpu_init(vm->vcpus[i].fd, i, vm->nr_cpus, cpuid, err))
+			goto out;
+	}
+	rc = 0;
+out:
+	free(cpuid);
+	return rc;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
+{
+	memset(vm, 0, sizeof(*vm));
+	clock_gettime(CLOCK_MONOTONIC, &vm->start);
+	vm->kvm_fd = vm->vm_fd = vm->exit_fd = -1;
+	vm->loop.epfd = vm->loop.stop_fd = -1;
+	vm->nr_cpus = cfg->cpus;
+	vm->verbose = cfg->verbose;
+	pthread_mutex_init(&vm->exit_lock, NULL);
+
+	vm->exit_fd = eventfd(0, EFD_CLOEXEC);
+	if (vm->exit_fd < 0)
+		return kerr_set(err, "eventfd: %s", strerror(errno));
+	vm->kvm_fd = kvm_dev_open(KVM_DEV_PATH, err);
+	if (vm->kvm_fd < 0)
+		return -1;
+	if (x86_check_kvm(vm->kvm_fd, err))
+		return -1;
+	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->vcpu_mmap_size <= 0)
+		return kerr_set(err, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return kerr_set(err, "KVM_CREATE_VM: %s", strerror(errno));
+	if (x86_vm_init(vm->vm_fd, err) || map_memory(vm, cfg->memory, err) ||
+	    event_loop_init(&vm->loop, err) || register_pc_devices(vm, err) ||
+	    create_vcpus(vm, err))
+		return -1;
+	return 0;
+}
+
+int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
+{
+	struct file_map kernel = {0}, initrd = {0};
+	struct x86_boot boot;
+	int rc = -1;
+
+	if (file_map_open(&kernel, cfg->kernel_path, "kernel", err))
+		return -1;
+	if (cfg->initrd_path && file_map_open(&initrd, cfg->initrd_path, "initrd", err))
+		goto out;
+	struct x86_boot_config bc = {
+	    .kernel = kernel.data,
+	    .kernel_len = kernel.len,
+	    .initrd = initrd.data,
+	    .initrd_len = initrd.len,
+	    .cmdline = cfg->cmdline,
+	};
+	if (x86_load_kernel(&vm->mem, &bc, &boot, err))
+		goto out;
+	if (x86_write_boot_tables(&vm->mem, err) || x86_write_mptable(&vm->mem, vm->nr_cpus, err) ||
+	    x86_vcpu_set_entry(vm->vcpus[0].fd, &boot, err))
+		goto out;
+	rc = 0;
+out:
+	file_map_close(&initrd);
+	file_map_close(&kernel);
+	return rc;
+}
+
+int vm_start(struct vm *vm, struct kerr *err)
+{
+	if (vcpu_init_signals(err) || event_loop_start(&vm->loop, err))
+		return -1;
+	for (unsigned int i = 0; i < vm->nr_cpus; i++)
+		if (vcpu_start(&vm->vcpus[i], err))
+			return -1;
+	return 0;
+}
+
+int vm_wait(struct vm *vm)
+{
+	uint64_t v;
+
+	while (read(vm->exit_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	for (unsigned int i = 0; i < vm->nr_cpus; i++)
+		vcpu_stop(&vm->vcpus[i]);
+	event_loop_stop(&vm->loop);
+	return vm->exit_status;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (unsigned int i = 0; i < vm->nr_cpus; i++)
+			if (vm->vcpus[i].vm)
+				vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	event_loop_destroy(&vm->loop);
+	guest_mem_unmap(&vm->mem);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->exit_fd >= 0)
+		close(vm->exit_fd);
+	vm->vm_fd = vm->kvm_fd = vm->exit_fd = -1;
+	uart_destroy(&vm->uart);
+	i8042_destroy(&vm->i8042);
+	pthread_mutex_destroy(&vm->exit_lock);
+}
