@@ -72,13 +72,16 @@ static int register_pc_devices(struct vm *vm, struct kerr *err)
 	uart_init(&vm->uart, STDOUT_FILENO, (struct irq_line){irq_set, vm, UART_COM1_IRQ});
 	i8042_init(&vm->i8042, ctl);
 	debug_port_init(&vm->debug, ctl, STDERR_FILENO);
+	cmos_rtc_init(&vm->rtc);
 	if (io_bus_register(&vm->pio, UART_COM1_BASE, UART_NR_REGS, uart_io, &vm->uart, "uart",
 			    err) ||
 	    io_bus_register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_io, &vm->i8042, "i8042",
 			    err) ||
 	    io_bus_register(&vm->pio, I8042_CMD_PORT, 1, i8042_cmd_io, &vm->i8042, "i8042", err) ||
 	    io_bus_register(&vm->pio, DEBUG_PORT_BASE, DEBUG_PORT_LEN, debug_port_io, &vm->debug,
-			    "debug-port", err))
+			    "debug-port", err) ||
+	    io_bus_register(&vm->pio, CMOS_RTC_PORT, CMOS_RTC_LEN, cmos_rtc_io, &vm->rtc, "rtc",
+			    err))
 		return -1;
 	return 0;
 }
@@ -241,5 +244,6 @@ void vm_destroy(struct vm *vm)
 	vm->vm_fd = vm->kvm_fd = vm->exit_fd = -1;
 	uart_destroy(&vm->uart);
 	i8042_destroy(&vm->i8042);
+	cmos_rtc_destroy(&vm->rtc);
 	pthread_mutex_destroy(&vm->exit_lock);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "devices/cmos_rtc.h"
 #include "devices/debug_port.h"
 #include "devices/i8042.h"
 #include "devices/uart_8250.h"
@@ -48,6 +49,7 @@ struct vm {
 	struct uart_8250 uart;
 	struct i8042 i8042;
 	struct debug_port debug;
+	struct cmos_rtc rtc;
 
 	/* How the VM ends: the first vm_request_exit() wins; later calls are ignored. */
 	pthread_mutex_t exit_lock;
