@@ -33,6 +33,16 @@ int x86_vcpu_set_entry(int vcpu_fd, const struct x86_boot *boot, struct kerr *er
 /* Intel MP table (floating pointer + configuration table) so Linux starts all vCPUs. */
 int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct kerr *err);
 
+/*
+ * The in-kernel irqchip's default routes (GSI n on PIC pin n for n < 16, on IOAPIC pin n for
+ * n < 24), which a full KVM_SET_GSI_ROUTING table must repeat. Returns the number written;
+ * *next_gsi is the first GSI free for MSI routes.
+ */
+unsigned int x86_default_gsi_routes(struct kvm_irq_routing_entry *e, unsigned int max,
+				    uint32_t *next_gsi);
+
+#define X86_IOAPIC_PINS 24
+
 #define X86_MPTABLE_ADDR 0xf0000ULL
 #define X86_IOAPIC_ADDR 0xfec00000ULL
 #define X86_LAPIC_ADDR 0xfee00000ULL

@@ -75,3 +75,29 @@ struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd, struct kerr *err)
 	kerr_set(err, "KVM_GET_SUPPORTED_CPUID: too many entries");
 	return NULL;
 }
+
+unsigned int x86_default_gsi_routes(struct kvm_irq_routing_entry *e, unsigned int max,
+				    uint32_t *next_gsi)
+{
+	unsigned int n = 0;
+
+	for (uint32_t pin = 0; pin < X86_IOAPIC_PINS && n < max; pin++) {
+		if (pin < 16 && n < max) {
+			e[n] = (struct kvm_irq_routing_entry){.gsi = pin,
+							      .type = KVM_IRQ_ROUTING_IRQCHIP};
+			e[n].u.irqchip.irqchip =
+			    pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE;
+			e[n].u.irqchip.pin = pin % 8;
+			n++;
+		}
+		if (n < max) {
+			e[n] = (struct kvm_irq_routing_entry){.gsi = pin,
+							      .type = KVM_IRQ_ROUTING_IRQCHIP};
+			e[n].u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
+			e[n].u.irqchip.pin = pin;
+			n++;
+		}
+	}
+	*next_gsi = X86_IOAPIC_PINS;
+	return n;
+}
