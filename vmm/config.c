@@ -105,7 +105,8 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	/* getopt keeps global state: reset it so config_parse can be called more than once. */
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+	/* '+': stop at the first non-option instead of permuting argv (which is const). */
+	while ((c = getopt_long(argc, argv, "+:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_KERNEL:
 			cfg->kernel_path = optarg;
@@ -148,6 +149,15 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 			return kerr_set(err, "option '%s' needs a value (see kestrel --help)",
 					argv[optind - 1]);
 		default:
+			/*
+			 * An unknown short option inside a group ("-xv") leaves optind on the
+			 * group, so argv[optind - 1] is the previous word: name it by optopt.
+			 * Long options set optopt to 0 (unknown) or to their own value (given
+			 * a value they do not take); those are named by their word.
+			 */
+			if (optopt > 0 && optopt < OPT_KERNEL && !strchr("vh", optopt))
+				return kerr_set(err, "unknown option '-%c' (see kestrel --help)",
+						optopt);
 			return kerr_set(err, "unknown option '%s' (see kestrel --help)",
 					argv[optind - 1]);
 		}

@@ -149,6 +149,7 @@ int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct k
 
 	memcpy(mpc->signature, "PCMP", 4);
 	mpc->length = (uint16_t)(p - (uint8_t *)mpc);
+	mpc->oemcount = (uint16_t)(nr_cpus + 1 + 1 + ISA_IRQS + 2); /* entry count */
 	mpc->spec = 4;
 	memcpy(mpc->oem, "KESTREL ", 8);
 	memcpy(mpc->productid, "KESTREL VM  ", 12);

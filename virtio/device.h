@@ -1,0 +1,77 @@
+/*
+ * The seam between a virtio device model (blk, console, net) and the transport that carries
+ * it (PCI or MMIO). A device fills in the ops table and a struct virtio_dev; the transport owns
+ * feature negotiation, device status, queue setup and interrupts, and calls the device back.
+ * A device knows nothing about which transport carries it.
+ */
+#ifndef KESTREL_VIRTIO_DEVICE_H
+#define KESTREL_VIRTIO_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio/queue.h"
+#include "vmm/error.h"
+#include "vmm/guest_mem.h"
+
+#define VIRTIO_MAX_QUEUES 64
+
+struct virtio_dev;
+
+struct virtio_dev_ops {
+	/* Device-specific configuration space (the device's own struct, little-endian). */
+	void (*config_read)(struct virtio_dev *d, uint32_t offset, uint8_t *data, uint32_t len);
+	void (*config_write)(struct virtio_dev *d, uint32_t offset, const uint8_t *data,
+			     uint32_t len);
+	/*
+	 * The driver set DRIVER_OK: queues are set up and features final. The device starts
+	 * serving its queues. Returns -1 if it cannot (the transport sets NEEDS_RESET).
+	 */
+	int (*activate)(struct virtio_dev *d);
+	/* The driver wrote 0 to the status: stop all work and forget all queue state. */
+	void (*reset)(struct virtio_dev *d);
+	/* The driver kicked queue q. Runs on the event-loop thread (the queue's ioeventfd). */
+	void (*queue_notify)(struct virtio_dev *d, uint16_t q);
+};
+
+/* What the transport offers the device: interrupts and error reporting. */
+struct virtio_transport_ops {
+	/* Used buffers were added to queue q (the device already checked suppression). */
+	void (*signal_queue)(struct virtio_dev *d, uint16_t q);
+	/* The device configuration changed. */
+	void (*signal_config)(struct virtio_dev *d);
+	/* The device hit a guest error it cannot recover from: set DEVICE_NEEDS_RESET. */
+	void (*needs_reset)(struct virtio_dev *d);
+};
+
+struct virtio_dev {
+	const char *name; /* for messages: "virtio-blk vda" */
+	uint32_t device_id; /* VIRTIO_ID_* */
+	const struct virtio_dev_ops *ops;
+	void *priv;
+	const struct guest_mem *mem;
+
+	uint64_t host_features; /* offered; the transport adds VIRTIO_F_VERSION_1 */
+	uint64_t guest_features; /* accepted by the driver (valid from FEATURES_OK) */
+	uint32_t config_len;
+	uint16_t num_queues;
+	uint16_t queue_max_size;
+	struct virtqueue vqs[VIRTIO_MAX_QUEUES];
+
+	const struct virtio_transport_ops *transport;
+	void *transport_priv;
+};
+
+static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned int bit)
+{
+	return (d->guest_features >> bit) & 1;
+}
+
+/* After pushing used buffers on q: interrupt the driver unless it asked not to be. */
+static inline void virtio_dev_notify(struct virtio_dev *d, uint16_t q)
+{
+	if (virtq_should_notify(&d->vqs[q]))
+		d->transport->signal_queue(d, q);
+}
+
+#endif
