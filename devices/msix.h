@@ -21,6 +21,8 @@
 #define MSIX_TABLE_SIZE(n) ((uint64_t)(n)*16)
 #define MSIX_PBA_SIZE(n) ((((uint64_t)(n) + 63) / 64) * 8)
 
+/* Both run with the msix lock (and, from config writes, the function's lock) held: they must
+ * not call back into msix_* or pci_cfg_* for this function. */
 struct msix_ops {
 	/* Deliver the message now. */
 	void (*fire)(void *opaque, unsigned int vector, uint64_t addr, uint32_t data);

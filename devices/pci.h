@@ -51,7 +51,11 @@
 
 struct pci_function;
 
-/* A BAR started, stopped or moved decoding; addresses are PCI_BAR_UNMAPPED when not decoded. */
+/*
+ * A BAR started, stopped or moved decoding; addresses are PCI_BAR_UNMAPPED when not decoded.
+ * Runs with f->lock held (on the vCPU thread doing the config write): use the arguments, do
+ * not call pci_* functions on f.
+ */
 typedef void (*pci_bar_remap_fn)(void *opaque, struct pci_function *f, int bar, uint64_t old_addr,
 				 uint64_t new_addr);
 

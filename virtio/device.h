@@ -45,13 +45,13 @@ struct virtio_transport_ops {
 };
 
 struct virtio_dev {
-	const char *name; /* for messages: "virtio-blk vda" */
+	const char *name;   /* for messages: "virtio-blk vda" */
 	uint32_t device_id; /* VIRTIO_ID_* */
 	const struct virtio_dev_ops *ops;
 	void *priv;
 	const struct guest_mem *mem;
 
-	uint64_t host_features; /* offered; the transport adds VIRTIO_F_VERSION_1 */
+	uint64_t host_features;	 /* offered; the transport adds VIRTIO_F_VERSION_1 */
 	uint64_t guest_features; /* accepted by the driver (valid from FEATURES_OK) */
 	uint32_t config_len;
 	uint16_t num_queues;

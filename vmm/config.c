@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,14 @@ const char *config_usage(void)
 	       "\")\n"
 	       "  --memory SIZE     guest RAM, with K/M/G suffix (default: 256M)\n"
 	       "  --cpus N          number of vCPUs (default: 1)\n"
+	       "  --disk path=FILE[,readonly=on][,direct=on][,num_queues=N]\n"
+	       "                    virtio-blk disk (repeatable: vda, vdb, ...)\n"
+	       "  --console serial|virtio\n"
+	       "                    console device: the 8250 UART (ttyS0, default) or\n"
+	       "                    virtio-console (hvc0); either way on this terminal\n"
+	       "  --serial-port name=NAME,socket=PATH\n"
+	       "                    a named virtio-console port, reachable on the unix socket\n"
+	       "                    PATH (kestrel listens; repeatable)\n"
 	       "  -v, --verbose     log start-up timing and exits to stderr\n"
 	       "  -h, --help        this text\n"
 	       "  --version         print the version\n"
@@ -80,7 +89,149 @@ static int parse_cpus(const char *s, unsigned int *out, struct kerr *err)
 	return 0;
 }
 
-enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEMORY, OPT_CPUS, OPT_VERSION };
+enum {
+	OPT_KERNEL = 256,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_MEMORY,
+	OPT_CPUS,
+	OPT_VERSION,
+	OPT_DISK,
+	OPT_CONSOLE,
+	OPT_SERIAL_PORT,
+};
+
+/* "on"/"off" (also yes/no, true/false, 1/0) for boolean sub-options. */
+static int parse_bool(const char *opt, const char *key, const char *v, bool *out, struct kerr *err)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return kerr_set(err, "%s: %s=%s: expected on or off", opt, key, v);
+	return 0;
+}
+
+/*
+ * Splits "k1=v1,k2=v2" and calls fn for each pair. Values cannot contain commas (as in
+ * Cloud Hypervisor's syntax); an empty value or a missing '=' is an error.
+ */
+typedef int (*kv_fn)(void *ctx, const char *opt, const char *key, const char *val,
+		     struct kerr *err);
+
+static int parse_kv(const char *opt, const char *arg, kv_fn fn, void *ctx, struct kerr *err)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int rc = 0;
+
+	if (!copy)
+		return kerr_set(err, "out of memory");
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (!eq || eq == tok || !eq[1]) {
+			rc = kerr_set(err, "%s: '%s' is not key=value (see kestrel --help)", opt,
+				      tok);
+			break;
+		}
+		*eq = '\0';
+		rc = fn(ctx, opt, tok, eq + 1, err);
+		if (rc)
+			break;
+	}
+	free(copy);
+	return rc;
+}
+
+static int set_string(char **dst, const char *opt, const char *key, const char *val,
+		      struct kerr *err)
+{
+	if (*dst)
+		return kerr_set(err, "%s: %s given twice", opt, key);
+	*dst = strdup(val);
+	if (!*dst)
+		return kerr_set(err, "out of memory");
+	return 0;
+}
+
+static int disk_kv(void *ctx, const char *opt, const char *key, const char *val, struct kerr *err)
+{
+	struct disk_config *d = ctx;
+	char *end;
+	long n;
+
+	if (!strcmp(key, "path"))
+		return set_string(&d->path, opt, key, val, err);
+	if (!strcmp(key, "readonly"))
+		return parse_bool(opt, key, val, &d->readonly, err);
+	if (!strcmp(key, "direct"))
+		return parse_bool(opt, key, val, &d->direct, err);
+	if (!strcmp(key, "num_queues")) {
+		errno = 0;
+		n = strtol(val, &end, 10);
+		if (*end || errno || n < 1 || n > KESTREL_MAX_DISK_QUEUES)
+			return kerr_set(err, "%s: num_queues=%s: expected 1 to %d", opt, val,
+					KESTREL_MAX_DISK_QUEUES);
+		d->num_queues = (unsigned int)n;
+		return 0;
+	}
+	return kerr_set(err, "%s: unknown key '%s' (path, readonly, direct, num_queues)", opt, key);
+}
+
+static int port_kv(void *ctx, const char *opt, const char *key, const char *val, struct kerr *err)
+{
+	struct serial_port_config *p = ctx;
+
+	if (!strcmp(key, "name"))
+		return set_string(&p->name, opt, key, val, err);
+	if (!strcmp(key, "socket"))
+		return set_string(&p->socket, opt, key, val, err);
+	return kerr_set(err, "%s: unknown key '%s' (name, socket)", opt, key);
+}
+
+static int add_disk(struct vm_config *cfg, const char *arg, struct kerr *err)
+{
+	struct disk_config *d;
+
+	if (cfg->nr_disks == KESTREL_MAX_DISKS)
+		return kerr_set(err, "too many --disk options (at most %d)", KESTREL_MAX_DISKS);
+	d = &cfg->disks[cfg->nr_disks++];
+	d->num_queues = 1;
+	if (parse_kv("--disk", arg, disk_kv, d, err))
+		return -1;
+	if (!d->path)
+		return kerr_set(err, "--disk %s: no path= given", arg);
+	return 0;
+}
+
+static int add_port(struct vm_config *cfg, const char *arg, struct kerr *err)
+{
+	struct serial_port_config *p;
+
+	if (cfg->nr_ports == KESTREL_MAX_PORTS)
+		return kerr_set(err, "too many --serial-port options (at most %d)",
+				KESTREL_MAX_PORTS);
+	p = &cfg->ports[cfg->nr_ports++];
+	if (parse_kv("--serial-port", arg, port_kv, p, err))
+		return -1;
+	if (!p->name || !p->socket)
+		return kerr_set(err, "--serial-port %s: needs both name= and socket=", arg);
+	for (unsigned int i = 0; i + 1 < cfg->nr_ports; i++)
+		if (!strcmp(cfg->ports[i].name, p->name))
+			return kerr_set(err, "--serial-port: name '%s' used twice", p->name);
+	return 0;
+}
+
+void config_free(struct vm_config *cfg)
+{
+	for (unsigned int i = 0; i < cfg->nr_disks; i++)
+		free(cfg->disks[i].path);
+	for (unsigned int i = 0; i < cfg->nr_ports; i++) {
+		free(cfg->ports[i].name);
+		free(cfg->ports[i].socket);
+	}
+	cfg->nr_disks = cfg->nr_ports = 0;
+}
 
 int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct kerr *err)
 {
@@ -95,6 +246,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {NULL, 0, NULL, 0},
 	};
+	bool cmdline_given = false;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -116,6 +268,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 			break;
 		case OPT_CMDLINE:
 			cfg->cmdline = optarg;
+			cmdline_given = true;
 			break;
 		case OPT_MEMORY:
 			if (config_parse_size(optarg, &cfg->memory, err))
@@ -134,6 +287,23 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 			break;
 		case OPT_CPUS:
 			if (parse_cpus(optarg, &cfg->cpus, err))
+				return -1;
+			break;
+		case OPT_DISK:
+			if (add_disk(cfg, optarg, err))
+				return -1;
+			break;
+		case OPT_CONSOLE:
+			if (!strcmp(optarg, "serial"))
+				cfg->console = CONSOLE_SERIAL;
+			else if (!strcmp(optarg, "virtio"))
+				cfg->console = CONSOLE_VIRTIO;
+			else
+				return kerr_set(
+				    err, "bad --console '%s': expected serial or virtio", optarg);
+			break;
+		case OPT_SERIAL_PORT:
+			if (add_port(cfg, optarg, err))
 				return -1;
 			break;
 		case 'v':
@@ -164,6 +334,9 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	}
 	if (optind < argc)
 		return kerr_set(err, "unexpected argument '%s' (see kestrel --help)", argv[optind]);
+	/* Without --cmdline, the kernel's console follows --console. */
+	if (!cmdline_given && cfg->console == CONSOLE_VIRTIO)
+		cfg->cmdline = KESTREL_DEFAULT_CMDLINE_VIRTIO;
 	if (!cfg->kernel_path)
 		return kerr_set(err, "no kernel given: use --kernel PATH (see kestrel --help)");
 	return 0;

@@ -12,6 +12,28 @@
 #define KESTREL_MAX_MEMORY (1ULL << 40)
 #define KESTREL_MAX_CPUS 254 /* APIC IDs 0..253; the IOAPIC takes the next ID */
 #define KESTREL_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+#define KESTREL_DEFAULT_CMDLINE_VIRTIO "console=hvc0 reboot=k panic=1"
+
+#define KESTREL_MAX_DISKS 16
+#define KESTREL_MAX_PORTS 16
+#define KESTREL_MAX_DISK_QUEUES 16
+
+struct disk_config {
+	char *path;
+	bool readonly;
+	bool direct;
+	unsigned int num_queues;
+};
+
+struct serial_port_config {
+	char *name;
+	char *socket;
+};
+
+enum console_kind {
+	CONSOLE_SERIAL, /* the 8250 UART (ttyS0) is the console */
+	CONSOLE_VIRTIO, /* virtio-console port 0 (hvc0) is the console */
+};
 
 struct vm_config {
 	const char *kernel_path;
@@ -19,6 +41,11 @@ struct vm_config {
 	const char *cmdline;
 	uint64_t memory;
 	unsigned int cpus;
+	enum console_kind console;
+	struct disk_config disks[KESTREL_MAX_DISKS];
+	unsigned int nr_disks;
+	struct serial_port_config ports[KESTREL_MAX_PORTS];
+	unsigned int nr_ports;
 	bool verbose;
 	bool help;
 	bool version;
@@ -26,9 +53,12 @@ struct vm_config {
 
 /*
  * Parses argv into cfg. Returns 0 on success, -1 with a one-line message in err on a user
- * mistake. argv is not modified; strings in cfg point into it.
+ * mistake. argv is not modified; kernel/initrd/cmdline point into it, key=value option
+ * values are copies released by config_free().
  */
 int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct kerr *err);
+/* Frees the strings config_parse copied out of key=value options. */
+void config_free(struct vm_config *cfg);
 
 /* "512M", "2G", "1048576", "64K": bytes, or -1 with a message naming what was wrong. */
 int config_parse_size(const char *s, uint64_t *out, struct kerr *err);

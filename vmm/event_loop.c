@@ -1,17 +1,31 @@
 #include "vmm/event_loop.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+
+struct event_loop_call {
+	void (*fn)(void *arg);
+	void *arg;
+	bool done;
+	bool posted; /* heap-allocated by event_loop_post: freed after it ran, nobody waits */
+	struct event_loop_call *next;
+};
+
+static void run_calls(void *opaque, uint32_t events);
 
 int event_loop_init(struct event_loop *el, struct kerr *err)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 
 	memset(el, 0, sizeof(*el));
-	el->stop_fd = -1;
+	el->stop_fd = el->call_fd = -1;
+	pthread_mutex_init(&el->call_lock, NULL);
+	pthread_cond_init(&el->call_done, NULL);
 	el->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (el->epfd < 0)
 		return kerr_set(err, "epoll_create1: %s", strerror(errno));
@@ -20,11 +34,75 @@ int event_loop_init(struct event_loop *el, struct kerr *err)
 		goto fail;
 	if (epoll_ctl(el->epfd, EPOLL_CTL_ADD, el->stop_fd, &ev) < 0)
 		goto fail;
+	el->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (el->call_fd < 0)
+		goto fail;
+	el->call_handler = (struct event_handler){el->call_fd, run_calls, el};
+	if (event_loop_add(el, &el->call_handler, EPOLLIN, err))
+		goto fail_quiet;
 	return 0;
 fail:
 	kerr_set(err, "event loop setup: %s", strerror(errno));
+fail_quiet:
 	event_loop_destroy(el);
 	return -1;
+}
+
+static void run_calls(void *opaque, uint32_t events)
+{
+	struct event_loop *el = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(el->call_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&el->call_lock);
+	while (el->calls) {
+		struct event_loop_call *c = el->calls;
+		el->calls = c->next;
+		pthread_mutex_unlock(&el->call_lock);
+		c->fn(c->arg);
+		if (c->posted) {
+			free(c);
+			pthread_mutex_lock(&el->call_lock);
+			continue;
+		}
+		pthread_mutex_lock(&el->call_lock);
+		c->done = true;
+		pthread_cond_broadcast(&el->call_done);
+	}
+	pthread_mutex_unlock(&el->call_lock);
+}
+
+void event_loop_call(struct event_loop *el, void (*fn)(void *arg), void *arg)
+{
+	struct event_loop_call c = {fn, arg, false, false, NULL}, **tail;
+	uint64_t one = 1;
+
+	if (!el->running || pthread_equal(pthread_self(), el->thread)) {
+		fn(arg);
+		return;
+	}
+	pthread_mutex_lock(&el->call_lock);
+	for (tail = &el->calls; *tail; tail = &(*tail)->next)
+		;
+	*tail = &c;
+	pthread_mutex_unlock(&el->call_lock);
+	if (write(el->call_fd, &one, sizeof(one)) != sizeof(one)) {
+		/* Cannot happen for an eventfd short of overflow; never leave c queued. */
+		pthread_mutex_lock(&el->call_lock);
+		for (tail = &el->calls; *tail && *tail != &c; tail = &(*tail)->next)
+			;
+		if (*tail)
+			*tail = c.next;
+		pthread_mutex_unlock(&el->call_lock);
+		fn(arg);
+		return;
+	}
+	pthread_mutex_lock(&el->call_lock);
+	while (!c.done)
+		pthread_cond_wait(&el->call_done, &el->call_lock);
+	pthread_mutex_unlock(&el->call_lock);
 }
 
 int event_loop_add(struct event_loop *el, struct event_handler *h, uint32_t events,
@@ -91,7 +169,30 @@ void event_loop_destroy(struct event_loop *el)
 	event_loop_stop(el);
 	if (el->stop_fd >= 0)
 		close(el->stop_fd);
+	if (el->call_fd >= 0)
+		close(el->call_fd);
 	if (el->epfd >= 0)
 		close(el->epfd);
-	el->stop_fd = el->epfd = -1;
+	el->stop_fd = el->epfd = el->call_fd = -1;
+}
+
+int event_loop_post(struct event_loop *el, void (*fn)(void *arg), void *arg)
+{
+	struct event_loop_call *c = calloc(1, sizeof(*c)), **tail;
+	uint64_t one = 1;
+
+	if (!c)
+		return -1;
+	c->fn = fn;
+	c->arg = arg;
+	c->posted = true;
+	pthread_mutex_lock(&el->call_lock);
+	for (tail = &el->calls; *tail; tail = &(*tail)->next)
+		;
+	*tail = c;
+	pthread_mutex_unlock(&el->call_lock);
+	/* A failed write leaves the call queued for the next wake-up; nothing is lost. */
+	if (write(el->call_fd, &one, sizeof(one)) != sizeof(one))
+		return 0;
+	return 0;
 }

@@ -12,25 +12,44 @@
 
 typedef void (*event_fn)(void *opaque, uint32_t events);
 
-struct event_loop {
-	int epfd;
-	int stop_fd; /* eventfd: written to end the loop */
-	pthread_t thread;
-	int running;
-};
-
-int event_loop_init(struct event_loop *el, struct kerr *err);
 /* Registers fd for events (EPOLLIN...); the handle must stay valid while registered. */
 struct event_handler {
 	int fd;
 	event_fn fn;
 	void *opaque;
 };
+
+struct event_loop_call;
+
+struct event_loop {
+	int epfd;
+	int stop_fd; /* eventfd: written to end the loop */
+	int call_fd; /* eventfd: a cross-thread call is waiting */
+	pthread_t thread;
+	int running;
+	pthread_mutex_t call_lock;
+	pthread_cond_t call_done;
+	struct event_loop_call *calls; /* pending calls, in order */
+	struct event_handler call_handler;
+};
+
+int event_loop_init(struct event_loop *el, struct kerr *err);
 int event_loop_add(struct event_loop *el, struct event_handler *h, uint32_t events,
 		   struct kerr *err);
 int event_loop_del(struct event_loop *el, struct event_handler *h);
 int event_loop_start(struct event_loop *el, struct kerr *err);
 void event_loop_stop(struct event_loop *el); /* joins the thread */
 void event_loop_destroy(struct event_loop *el);
+
+/*
+ * Runs fn(arg) on the event-loop thread and waits for it: how vCPU threads hand device state
+ * changes (reset, activate) to the thread that owns the device. Runs fn directly when called on
+ * the loop thread or when the loop is not running.
+ */
+void event_loop_call(struct event_loop *el, void (*fn)(void *arg), void *arg);
+
+/* Queues fn(arg) to run on the event-loop thread later, without waiting (for callers that
+ * hold locks the work needs). Returns -1 only when out of memory. */
+int event_loop_post(struct event_loop *el, void (*fn)(void *arg), void *arg);
 
 #endif

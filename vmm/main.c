@@ -1,4 +1,5 @@
 /* kestrel: parse the command line, build the VM, run it, and report how it ended. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +15,19 @@ static int fail(const struct kerr *err)
 	return KESTREL_EXIT_USAGE;
 }
 
+static void uart_sink(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+
+	uart_receive(&vm->uart, buf, len);
+}
+
+/* Typed keys go to whichever device is the console. */
+static terminal_sink_fn console_sink(const struct vm_config *cfg)
+{
+	return cfg->console == CONSOLE_VIRTIO ? pci_devices_console_input : uart_sink;
+}
+
 int main(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -22,8 +36,10 @@ int main(int argc, char **argv)
 	struct vm vm;
 	int status;
 
-	if (config_parse(argc, argv, &cfg, &err))
+	if (config_parse(argc, argv, &cfg, &err)) {
+		config_free(&cfg);
 		return fail(&err);
+	}
 	if (cfg.help) {
 		fputs(config_usage(), stdout);
 		return 0;
@@ -32,13 +48,16 @@ int main(int argc, char **argv)
 		printf("kestrel %s\n", KESTREL_VERSION);
 		return 0;
 	}
+	/* A console or socket peer that goes away must not kill the VMM. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Before any thread exists, so every thread inherits the mask and signals reach the
 	 * event loop's signalfd. */
 	if (terminal_block_signals(&err))
 		return fail(&err);
 	if (vm_create(&vm, &cfg, &err) || vm_load_kernel(&vm, &cfg, &err) ||
-	    terminal_init(&term, &vm, &vm.uart, &err)) {
+	    terminal_init(&term, &vm, console_sink(&cfg), &vm, &err)) {
 		vm_destroy(&vm);
+		config_free(&cfg);
 		return fail(&err);
 	}
 	if (vm_start(&vm, &err)) {
@@ -50,5 +69,6 @@ int main(int argc, char **argv)
 	terminal_restore(&term);
 	fprintf(stderr, "\nkestrel: %s (exit status %d)\n", vm.exit_reason, status);
 	vm_destroy(&vm);
+	config_free(&cfg);
 	return status;
 }

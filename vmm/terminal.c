@@ -72,21 +72,23 @@ static void on_input(void *opaque, uint32_t events)
 		}
 		out[n_out++] = c;
 		if (n_out >= sizeof(out) - 1) {
-			uart_receive(t->uart, out, n_out);
+			t->sink(t->sink_opaque, out, n_out);
 			n_out = 0;
 		}
 	}
 	if (n_out)
-		uart_receive(t->uart, out, n_out);
+		t->sink(t->sink_opaque, out, n_out);
 }
 
-int terminal_init(struct terminal *t, struct vm *vm, struct uart_8250 *uart, struct kerr *err)
+int terminal_init(struct terminal *t, struct vm *vm, terminal_sink_fn sink, void *sink_opaque,
+		  struct kerr *err)
 {
 	sigset_t s;
 
 	memset(t, 0, sizeof(*t));
 	t->vm = vm;
-	t->uart = uart;
+	t->sink = sink;
+	t->sink_opaque = sink_opaque;
 
 	block_set(&s);
 	t->signals = (struct event_handler){signalfd(-1, &s, SFD_CLOEXEC), on_signal, t};

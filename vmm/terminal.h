@@ -8,13 +8,18 @@
 #include <stdbool.h>
 #include <termios.h>
 
-#include "devices/uart_8250.h"
+#include <stddef.h>
+#include <stdint.h>
 #include "vmm/event_loop.h"
 #include "vmm/vm.h"
 
+/* Where typed bytes go: the UART or virtio-console port 0. Runs on the event-loop thread. */
+typedef void (*terminal_sink_fn)(void *opaque, const uint8_t *buf, size_t len);
+
 struct terminal {
 	struct vm *vm;
-	struct uart_8250 *uart;
+	terminal_sink_fn sink;
+	void *sink_opaque;
 	struct event_handler input;
 	struct event_handler signals;
 	bool input_registered;
@@ -24,7 +29,8 @@ struct terminal {
 };
 
 /* Call with the signals of terminal_block_signals() already blocked in every thread. */
-int terminal_init(struct terminal *t, struct vm *vm, struct uart_8250 *uart, struct kerr *err);
+int terminal_init(struct terminal *t, struct vm *vm, terminal_sink_fn sink, void *sink_opaque,
+		  struct kerr *err);
 void terminal_restore(struct terminal *t);
 
 /* Blocks SIGINT/SIGTERM/SIGHUP so that the event loop receives them through a signalfd. */

@@ -147,7 +147,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	memset(vm, 0, sizeof(*vm));
 	clock_gettime(CLOCK_MONOTONIC, &vm->start);
 	vm->kvm_fd = vm->vm_fd = vm->exit_fd = -1;
-	vm->loop.epfd = vm->loop.stop_fd = -1;
+	vm->loop.epfd = vm->loop.stop_fd = vm->loop.call_fd = -1;
 	vm->nr_cpus = cfg->cpus;
 	vm->verbose = cfg->verbose;
 	pthread_mutex_init(&vm->exit_lock, NULL);
@@ -168,7 +168,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 		return kerr_set(err, "KVM_CREATE_VM: %s", strerror(errno));
 	if (x86_vm_init(vm->vm_fd, err) || map_memory(vm, cfg->memory, err) ||
 	    event_loop_init(&vm->loop, err) || register_pc_devices(vm, err) ||
-	    create_vcpus(vm, err))
+	    pci_devices_create(vm, cfg, err) || create_vcpus(vm, err))
 		return -1;
 	return 0;
 }
@@ -233,6 +233,7 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	pci_devices_destroy(vm);
 	event_loop_destroy(&vm->loop);
 	guest_mem_unmap(&vm->mem);
 	if (vm->vm_fd >= 0)

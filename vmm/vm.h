@@ -19,6 +19,7 @@
 #include "vmm/event_loop.h"
 #include "vmm/guest_mem.h"
 #include "vmm/io_bus.h"
+#include "vmm/pci_devices.h"
 
 /* Exit statuses of the kestrel process (docs/cli.md). Debug exits are odd: (value << 1) | 1. */
 enum kestrel_exit {
@@ -50,6 +51,7 @@ struct vm {
 	struct i8042 i8042;
 	struct debug_port debug;
 	struct cmos_rtc rtc;
+	struct pci_devices pci; /* the PCI bus and the virtio devices on it */
 
 	/* How the VM ends: the first vm_request_exit() wins; later calls are ignored. */
 	pthread_mutex_t exit_lock;

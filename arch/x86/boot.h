@@ -20,12 +20,12 @@ int x86_build_e820(uint64_t ram_size, struct boot_e820_entry *out, int max);
 
 enum x86_entry_mode {
 	X86_ENTRY_LINUX64, /* 64-bit long mode, paging on, RSI = boot_params */
-	X86_ENTRY_PVH,     /* 32-bit protected mode, paging off, EBX = hvm_start_info */
+	X86_ENTRY_PVH,	   /* 32-bit protected mode, paging off, EBX = hvm_start_info */
 };
 
 struct x86_boot {
 	enum x86_entry_mode mode;
-	uint64_t entry;    /* guest-physical entry point */
+	uint64_t entry;	   /* guest-physical entry point */
 	uint64_t info_gpa; /* boot_params or hvm_start_info */
 };
 

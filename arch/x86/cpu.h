@@ -43,6 +43,12 @@ unsigned int x86_default_gsi_routes(struct kvm_irq_routing_entry *e, unsigned in
 
 #define X86_IOAPIC_PINS 24
 
+/* The IOAPIC pin (= GSI) a PCI slot's INTA line is wired to: pins 16-23, as on a PC. */
+static inline unsigned int x86_pci_intx_gsi(unsigned int slot)
+{
+	return 16 + slot % 8;
+}
+
 #define X86_MPTABLE_ADDR 0xf0000ULL
 #define X86_IOAPIC_ADDR 0xfec00000ULL
 #define X86_LAPIC_ADDR 0xfee00000ULL

@@ -74,6 +74,11 @@ enum { MP_INT = 0, MP_NMI = 1, MP_EXTINT = 3 };
 #define APIC_VERSION 0x14
 #define IOAPIC_VERSION 0x11
 #define ISA_IRQS 16
+#define MP_BUS_PCI 0 /* must equal the PCI bus number: Linux matches them */
+#define MP_BUS_ISA 1
+#define PCI_SLOTS 31 /* slots 1..31; slot 0 is the host bridge */
+/* PCI INTx: level-triggered, active high (polarity 01, trigger 11). */
+#define MP_IRQ_PCI_FLAGS 0x0d
 
 static uint8_t checksum(const void *p, size_t len)
 {
@@ -88,8 +93,9 @@ static uint8_t checksum(const void *p, size_t len)
 int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct kerr *err)
 {
 	size_t size = sizeof(struct mpf_intel) + sizeof(struct mpc_table) +
-		      nr_cpus * sizeof(struct mpc_cpu) + sizeof(struct mpc_bus) +
-		      sizeof(struct mpc_ioapic) + (ISA_IRQS + 2) * sizeof(struct mpc_intsrc);
+		      nr_cpus * sizeof(struct mpc_cpu) + 2 * sizeof(struct mpc_bus) +
+		      sizeof(struct mpc_ioapic) +
+		      (ISA_IRQS + PCI_SLOTS + 2) * sizeof(struct mpc_intsrc);
 	uint8_t *base = guest_mem_ptr(gm, X86_MPTABLE_ADDR, size);
 	uint8_t ioapic_id = (uint8_t)nr_cpus;
 
@@ -116,10 +122,11 @@ int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct k
 	}
 
 	struct mpc_bus *bus = (struct mpc_bus *)p;
-	bus->type = MP_BUS;
-	bus->busid = 0;
-	memcpy(bus->bustype, "ISA   ", 6);
-	p += sizeof(*bus);
+	bus[0] = (struct mpc_bus){.type = MP_BUS, .busid = MP_BUS_PCI};
+	memcpy(bus[0].bustype, "PCI   ", 6);
+	bus[1] = (struct mpc_bus){.type = MP_BUS, .busid = MP_BUS_ISA};
+	memcpy(bus[1].bustype, "ISA   ", 6);
+	p += 2 * sizeof(*bus);
 
 	struct mpc_ioapic *io = (struct mpc_ioapic *)p;
 	io->type = MP_IOAPIC;
@@ -134,10 +141,22 @@ int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct k
 		struct mpc_intsrc *s = (struct mpc_intsrc *)p;
 		s->type = MP_INTSRC;
 		s->irqtype = MP_INT;
-		s->srcbus = 0;
+		s->srcbus = MP_BUS_ISA;
 		s->srcbusirq = (uint8_t)irq;
 		s->dstapic = ioapic_id;
 		s->dstirq = (uint8_t)irq;
+		p += sizeof(*s);
+	}
+	/* Each slot's INTA: source "IRQ" is slot << 2 | pin, as the MP spec encodes PCI. */
+	for (unsigned int slot = 1; slot <= PCI_SLOTS; slot++) {
+		struct mpc_intsrc *s = (struct mpc_intsrc *)p;
+		s->type = MP_INTSRC;
+		s->irqtype = MP_INT;
+		s->irqflag = MP_IRQ_PCI_FLAGS;
+		s->srcbus = MP_BUS_PCI;
+		s->srcbusirq = (uint8_t)(slot << 2);
+		s->dstapic = ioapic_id;
+		s->dstirq = (uint8_t)x86_pci_intx_gsi(slot);
 		p += sizeof(*s);
 	}
 	struct mpc_intsrc *lint = (struct mpc_intsrc *)p;
@@ -149,7 +168,7 @@ int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct k
 
 	memcpy(mpc->signature, "PCMP", 4);
 	mpc->length = (uint16_t)(p - (uint8_t *)mpc);
-	mpc->oemcount = (uint16_t)(nr_cpus + 1 + 1 + ISA_IRQS + 2); /* entry count */
+	mpc->oemcount = (uint16_t)(nr_cpus + 2 + 1 + ISA_IRQS + PCI_SLOTS + 2); /* entry count */
 	mpc->spec = 4;
 	memcpy(mpc->oem, "KESTREL ", 8);
 	memcpy(mpc->productid, "KESTREL VM  ", 12);

@@ -83,7 +83,7 @@ static void check_mptable(unsigned int cpus)
 
 	/* Walk the entries as Linux does: sizes by type. */
 	unsigned int nr_cpu = 0, nr_bus = 0, nr_ioapic = 0, nr_intsrc = 0, nr_lint = 0;
-	unsigned int seen_irq = 0;
+	unsigned int seen_irq = 0, seen_slot = 0, nr_pci_intsrc = 0;
 	int ioapic_id = -1;
 	const uint8_t *p = mpc + 44, *end = mpc + len;
 	unsigned int entries = 0;
@@ -102,8 +102,11 @@ static void check_mptable(unsigned int cpus)
 			break;
 		case 1: /* bus */
 			cr_assert_leq(p + 8, end);
-			cr_assert_eq(p[1], 0);
-			cr_assert_eq(memcmp(p + 2, "ISA   ", 6), 0);
+			/* The PCI bus id must equal the PCI bus number (0); ISA is bus 1. */
+			if (p[1] == 0)
+				cr_assert_eq(memcmp(p + 2, "PCI   ", 6), 0);
+			else
+				cr_assert(p[1] == 1 && !memcmp(p + 2, "ISA   ", 6), "bus %u", p[1]);
 			nr_bus++;
 			p += 8;
 			break;
@@ -118,7 +121,21 @@ static void check_mptable(unsigned int cpus)
 		case 3: /* I/O interrupt */
 			cr_assert_leq(p + 8, end);
 			cr_assert_eq(p[1], 0, "INT type");
-			cr_assert_eq(p[4], 0, "source bus");
+			cr_assert_eq(p[6], ioapic_id, "destination is not the IOAPIC");
+			if (p[4] == 0) {
+				/* PCI: slot << 2 | INTA, level/active-high, to pin 16 + slot % 8. */
+				unsigned int slot = p[5] >> 2;
+				cr_assert_eq(p[5] & 3, 0, "PCI pin");
+				cr_assert(slot >= 1 && slot <= 31, "PCI slot %u", slot);
+				cr_assert_eq(le16(p + 2), 0x0d, "PCI irq flags");
+				cr_assert_eq(p[7], 16 + slot % 8, "slot %u to pin %u", slot, p[7]);
+				cr_assert_eq(seen_slot & (1u << slot), 0, "slot %u twice", slot);
+				seen_slot |= 1u << slot;
+				nr_pci_intsrc++;
+				p += 8;
+				break;
+			}
+			cr_assert_eq(p[4], 1, "source bus");
 			cr_assert_eq(p[5], p[7], "irq %u routed to pin %u", p[5], p[7]);
 			cr_assert_lt(p[5], 16);
 			cr_assert_eq(seen_irq & (1u << p[5]), 0, "irq %u twice", p[5]);
@@ -139,7 +156,9 @@ static void check_mptable(unsigned int cpus)
 	cr_assert_eq(p, end, "entries overrun the table");
 	cr_assert_eq(entries, count, "entry count %u, header says %u", entries, count);
 	cr_assert_eq(nr_cpu, cpus);
-	cr_assert_eq(nr_bus, 1);
+	cr_assert_eq(nr_bus, 2);
+	cr_assert_eq(nr_pci_intsrc, 31);
+	cr_assert_eq(seen_slot, 0xfffffffe);
 	cr_assert_eq(nr_ioapic, 1);
 	cr_assert_eq(ioapic_id, (int)cpus, "IOAPIC id %d", ioapic_id);
 	cr_assert_eq(nr_intsrc, 16);

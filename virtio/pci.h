@@ -1,0 +1,91 @@
+/*
+ * The virtio-pci transport, modern (VIRTIO 1.x) only: one PCI function per device with a
+ * 64-bit memory BAR holding the common, ISR, device and notify regions and the MSI-X table.
+ * Guest kicks arrive through ioeventfds on the notify addresses; interrupts leave through
+ * MSI-X vectors (irqfds on GSI routes) or, with MSI-X off, INTx with the ISR register.
+ * The KVM side is reached only through struct virtio_pci_platform.
+ */
+#ifndef KESTREL_VIRTIO_PCI_H
+#define KESTREL_VIRTIO_PCI_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/msix.h"
+#include "devices/pci.h"
+#include "virtio/device.h"
+#include "vmm/event_loop.h"
+
+/* BAR 0 layout: each region on its own 4 KiB page. */
+#define VPCI_COMMON_OFF 0x0000
+#define VPCI_ISR_OFF 0x1000
+#define VPCI_DEVICE_OFF 0x2000
+#define VPCI_NOTIFY_OFF 0x3000
+#define VPCI_NOTIFY_MULT 4
+#define VPCI_MSIX_TABLE_OFF 0x4000
+#define VPCI_MSIX_PBA_OFF 0x6000
+#define VPCI_BAR_SIZE 0x8000
+#define VPCI_REGION_SIZE 0x1000
+
+/* What the VMM does for the transport (KVM ioeventfds, GSI routes, irqfds). */
+struct virtio_pci_platform {
+	void *opaque;
+	/* Bind (assign) or unbind efd to guest writes at MMIO address addr, any width. */
+	int (*ioeventfd)(void *opaque, int efd, uint64_t addr, bool assign, struct kerr *err);
+	/* A new MSI GSI route whose irqfd is efd; returns the GSI in *gsi. */
+	int (*msi_route_add)(void *opaque, int efd, uint32_t *gsi, struct kerr *err);
+	int (*msi_route_set)(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data,
+			     struct kerr *err);
+	struct event_loop *loop;
+};
+
+struct virtio_pci_vector {
+	int efd; /* irqfd: a write injects the vector's MSI */
+	uint32_t gsi;
+};
+
+struct virtio_pci_queue {
+	uint16_t size;
+	uint16_t msix_vector;
+	bool enabled;
+	uint64_t desc, avail, used;
+	struct event_handler kick; /* the queue's ioeventfd, on the event loop */
+	struct virtio_pci *vp;
+	uint16_t index;
+};
+
+struct virtio_pci {
+	struct virtio_dev *dev;
+	struct pci_function fn;
+	struct msix msix;
+	struct virtio_pci_platform plat;
+	unsigned int nr_vectors;
+	struct virtio_pci_vector *vectors;
+
+	/* Register state; lock: vCPU threads (MMIO, config) vs. the event loop (interrupts). */
+	pthread_mutex_t lock;
+	uint32_t device_feature_select, guest_feature_select;
+	uint16_t msix_config;
+	uint8_t status;
+	uint8_t config_generation;
+	uint16_t queue_select;
+	pthread_mutex_t intx_lock; /* isr and the INTx line; taken before the function's lock */
+	uint8_t isr;
+	unsigned int cfg_window_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
+	bool msix_ready;
+	struct virtio_pci_queue queues[VIRTIO_MAX_QUEUES];
+	uint64_t notify_base; /* guest address the ioeventfds are bound at, or PCI_BAR_UNMAPPED */
+	uint64_t errors;      /* guest mistakes: bad queue setup, features, ... */
+};
+
+/*
+ * Wraps dev in a virtio-pci function (not yet on a bus). INTx goes to intx (slot's pin).
+ * The caller adds &vp->fn to the PCI bus and assigns its BAR.
+ */
+int virtio_pci_create(struct virtio_pci **out, struct virtio_dev *dev,
+		      const struct virtio_pci_platform *plat, struct irq_line intx,
+		      struct kerr *err);
+void virtio_pci_destroy(struct virtio_pci *vp);
+
+#endif

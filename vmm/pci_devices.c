@@ -1,0 +1,170 @@
+#include "vmm/pci_devices.h"
+
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "arch/x86/cpu.h"
+#include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/pci.h"
+#include "vmm/vm.h"
+
+static int plat_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, struct kerr *err)
+{
+	struct vm *vm = opaque;
+
+	/* Linux writes notify registers 16 bits wide; "any length" also takes other widths. */
+	return kvm_ioeventfd(vm->vm_fd, efd, addr, vm->pci.ioeventfd_any_length ? 0 : 2, false,
+			     assign, err);
+}
+
+static int plat_msi_route_add(void *opaque, int efd, uint32_t *gsi, struct kerr *err)
+{
+	struct vm *vm = opaque;
+
+	if (irq_router_add_msi(&vm->pci.router, 0, 0, gsi, err))
+		return -1;
+	return kvm_irqfd(vm->vm_fd, efd, *gsi, true, err);
+}
+
+static int plat_msi_route_set(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data,
+			      struct kerr *err)
+{
+	struct vm *vm = opaque;
+
+	return irq_router_set_msi(&vm->pci.router, gsi, addr, data, err);
+}
+
+static void intx_set(void *opaque, unsigned int irq, int level)
+{
+	vm_irq_line(opaque, irq, level);
+}
+
+static void pci_reset(void *opaque)
+{
+	vm_request_exit(opaque, KESTREL_EXIT_REBOOT, "guest reset the machine through port 0xcf9");
+}
+
+static int add_virtio(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
+{
+	struct pci_devices *pd = &vm->pci;
+	struct virtio_pci_platform plat = {
+	    .opaque = vm,
+	    .ioeventfd = plat_ioeventfd,
+	    .msi_route_add = plat_msi_route_add,
+	    .msi_route_set = plat_msi_route_set,
+	    .loop = &vm->loop,
+	};
+	struct virtio_pci *vp;
+	int slot;
+
+	pd->devs[pd->nr] = dev;
+	/* The slot decides the INTx pin, so pick it first: the next free one. */
+	slot = (int)pd->nr + 1;
+	struct irq_line intx = {intx_set, vm, x86_pci_intx_gsi((unsigned int)slot)};
+	if (virtio_pci_create(&vp, dev, &plat, intx, err))
+		return -1;
+	pd->vps[pd->nr++] = vp;
+	if (pci_bus_add(&pd->bus, &vp->fn, slot, err) < 0)
+		return -1;
+	/* Firmware would assign BARs; there is none, so kestrel does, and Linux keeps them. */
+	return pci_assign_bars(&vp->fn, &pd->w32, NULL, err);
+}
+
+static int add_disks(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
+{
+	for (unsigned int i = 0; i < cfg->nr_disks; i++) {
+		const struct disk_config *dc = &cfg->disks[i];
+		struct blk_options o = {
+		    .path = dc->path,
+		    .readonly = dc->readonly,
+		    .direct = dc->direct,
+		    .num_queues = dc->num_queues,
+		};
+		char name[32];
+		struct virtio_dev *d;
+
+		snprintf(name, sizeof(name), "vd%c", 'a' + i);
+		if (virtio_blk_create(&d, &o, &vm->mem, &vm->loop, name, err) ||
+		    add_virtio(vm, d, err))
+			return -1;
+	}
+	return 0;
+}
+
+static int add_console(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
+{
+	struct console_port_options ports[KESTREL_MAX_PORTS];
+	struct virtio_dev *d;
+
+	if (cfg->console != CONSOLE_VIRTIO && cfg->nr_ports == 0)
+		return 0;
+	for (unsigned int i = 0; i < cfg->nr_ports; i++)
+		ports[i] = (struct console_port_options){cfg->ports[i].name, cfg->ports[i].socket};
+	/* Port 0 writes to the terminal; input comes through pci_devices_console_input. */
+	if (virtio_console_create(&d, -1, STDOUT_FILENO, ports, cfg->nr_ports, &vm->mem, &vm->loop,
+				  err))
+		return -1;
+	vm->pci.console = d;
+	return add_virtio(vm, d, err);
+}
+
+int pci_devices_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
+{
+	struct pci_devices *pd = &vm->pci;
+
+	memset(pd, 0, sizeof(*pd));
+	pd->ioeventfd_any_length =
+	    ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+	pci_bus_init(&pd->bus);
+	pd->bus.reset = pci_reset;
+	pd->bus.reset_opaque = vm;
+	pci_window_init(&pd->w32, &pd->bus, PCI_MMIO32_BASE, PCI_MMIO32_SIZE);
+	if (irq_router_init(&pd->router, vm->vm_fd, err) ||
+	    io_bus_register(&vm->pio, PCI_CF8_PORT, PCI_CF8_LEN, pci_cf8_io, &pd->bus, "pci-cf8",
+			    err) ||
+	    io_bus_register(&vm->pio, PCI_CFC_PORT, PCI_CFC_LEN, pci_cfc_io, &pd->bus, "pci-cfc",
+			    err) ||
+	    io_bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, pci_ecam_io, &pd->bus,
+			    "pci-ecam", err) ||
+	    io_bus_register(&vm->mmio, PCI_MMIO32_BASE, PCI_MMIO32_SIZE, pci_window_io, &pd->w32,
+			    "pci-mmio32", err))
+		return -1;
+	if (add_disks(vm, cfg, err) || add_console(vm, cfg, err))
+		return -1;
+	return 0;
+}
+
+void pci_devices_destroy(struct vm *vm)
+{
+	struct pci_devices *pd = &vm->pci;
+
+	for (unsigned int i = 0; i < pd->nr; i++) {
+		struct virtio_dev *d = pd->devs[i];
+		virtio_pci_destroy(pd->vps[i]);
+		pd->vps[i] = NULL;
+		if (d == pd->console)
+			virtio_console_destroy(d);
+		else if (d)
+			virtio_blk_destroy(d);
+	}
+	/* A device created but not yet wrapped in a transport. */
+	if (pd->nr < PCI_DEVICES_MAX && pd->devs[pd->nr]) {
+		if (pd->devs[pd->nr] == pd->console)
+			virtio_console_destroy(pd->devs[pd->nr]);
+		else
+			virtio_blk_destroy(pd->devs[pd->nr]);
+	}
+	pd->nr = 0;
+	pci_bus_destroy(&pd->bus);
+}
+
+void pci_devices_console_input(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+
+	virtio_console_input(vm->pci.console, buf, len);
+}

@@ -1,0 +1,41 @@
+/*
+ * The PCI bus and the virtio devices on it, built from the configuration: the wiring between
+ * devices/ (PCI model), virtio/ (transport and device models) and KVM (routes, irqfds,
+ * ioeventfds).
+ */
+#ifndef KESTREL_PCI_DEVICES_H
+#define KESTREL_PCI_DEVICES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/pci.h"
+#include "vmm/config.h"
+#include "vmm/error.h"
+#include "vmm/kvm_irq.h"
+
+struct vm;
+struct virtio_dev;
+struct virtio_pci;
+
+#define PCI_DEVICES_MAX (KESTREL_MAX_DISKS + 2)
+
+struct pci_devices {
+	struct pci_bus bus;
+	struct pci_window w32;
+	struct irq_router router;
+	bool ioeventfd_any_length;
+	struct virtio_dev *devs[PCI_DEVICES_MAX];
+	struct virtio_pci *vps[PCI_DEVICES_MAX];
+	unsigned int nr;
+	struct virtio_dev *console; /* virtio-console, if any */
+};
+
+/* Registers the bus on the VM's buses and creates every device the config asks for. */
+int pci_devices_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err);
+void pci_devices_destroy(struct vm *vm);
+
+/* Terminal input for virtio-console port 0 (event-loop thread). */
+void pci_devices_console_input(void *opaque, const uint8_t *buf, size_t len);
+
+#endif
