@@ -244,6 +244,9 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
+	    {"disk", required_argument, NULL, OPT_DISK},
+	    {"console", required_argument, NULL, OPT_CONSOLE},
+	    {"serial-port", required_argument, NULL, OPT_SERIAL_PORT},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
