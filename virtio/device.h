@@ -32,6 +32,12 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *d);
 	/* The driver kicked queue q. Runs on the event-loop thread (the queue's ioeventfd). */
 	void (*queue_notify)(struct virtio_dev *d, uint16_t q);
+	/*
+	 * Optional: the driver changed which interrupt queue q raises (MSI-X vector) while the
+	 * device is active. A device that handed its rings to the kernel (vhost) re-binds the
+	 * call fd from transport->call_fd here. Runs on the event-loop thread.
+	 */
+	void (*queue_irq_changed)(struct virtio_dev *d, uint16_t q);
 };
 
 /* What the transport offers the device: interrupts and error reporting. */
@@ -42,6 +48,19 @@ struct virtio_transport_ops {
 	void (*signal_config)(struct virtio_dev *d);
 	/* The device hit a guest error it cannot recover from: set DEVICE_NEEDS_RESET. */
 	void (*needs_reset)(struct virtio_dev *d);
+	/*
+	 * For devices whose data path bypasses kestrel (vhost): the eventfd signalled by guest
+	 * kicks on queue q, and whether the transport keeps polling it (false: the kernel reads
+	 * it, queue_notify is no longer called for q).
+	 */
+	int (*kick_fd)(struct virtio_dev *d, uint16_t q);
+	void (*poll_kicks)(struct virtio_dev *d, uint16_t q, bool poll);
+	/*
+	 * An eventfd whose signal interrupts the driver for queue q (an irqfd on the queue's
+	 * MSI-X vector), or -1 when there is none (MSI-X off or no vector): then the device
+	 * must use signal_queue (e.g. by polling its own eventfd).
+	 */
+	int (*call_fd)(struct virtio_dev *d, uint16_t q);
 };
 
 struct virtio_dev {

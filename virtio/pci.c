@@ -22,6 +22,7 @@ enum {
 	ACT_RESET = 1,
 	ACT_ACTIVATE = 2,
 	ACT_NEEDS_RESET = 4,
+	ACT_IRQS_CHANGED = 8,
 };
 
 static uint32_t class_for(uint32_t device_id)
@@ -165,6 +166,17 @@ static void do_activate(void *arg)
 			d->ops->queue_notify(d, q);
 }
 
+static void do_irqs_changed(void *arg)
+{
+	struct virtio_pci *vp = arg;
+	struct virtio_dev *d = vp->dev;
+
+	if (!d->ops->queue_irq_changed)
+		return;
+	for (uint16_t q = 0; q < d->num_queues; q++)
+		d->ops->queue_irq_changed(d, q);
+}
+
 static void reset_registers(struct virtio_pci *vp)
 {
 	struct virtio_dev *d = vp->dev;
@@ -205,6 +217,8 @@ static void run_actions(struct virtio_pci *vp, unsigned int act, bool deferred)
 	}
 	if ((act & ACT_NEEDS_RESET) && !deferred)
 		signal_config(vp->dev);
+	if (act & ACT_IRQS_CHANGED)
+		event_loop_post(vp->plat.loop, do_irqs_changed, vp);
 }
 
 /* ---- common configuration ---- */
@@ -365,7 +379,7 @@ static unsigned int common_write(struct virtio_pci *vp, unsigned int off, uint64
 		return 0;
 	if (off == COMMON(queue_msix_vector)) {
 		pq->msix_vector = v < vp->nr_vectors ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
-		return 0;
+		return (vp->status & VIRTIO_CONFIG_S_DRIVER_OK) ? ACT_IRQS_CHANGED : 0;
 	}
 	if (off == COMMON(queue_enable))
 		return v == 1 ? queue_enable(vp, pq) : 0;
@@ -658,6 +672,7 @@ static int setup_queues(struct virtio_pci *vp, struct kerr *err)
 			return kerr_set(err, "eventfd: %s", strerror(errno));
 		if (event_loop_add(vp->plat.loop, &pq->kick, EPOLLIN, err))
 			return -1;
+		pq->polled = true;
 	}
 	return 0;
 }
@@ -713,7 +728,8 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 	bind_kicks(vp, vp->notify_base, false);
 	for (uint16_t q = 0; q < vp->dev->num_queues; q++) {
 		if (vp->queues[q].kick.fd >= 0) {
-			event_loop_del(vp->plat.loop, &vp->queues[q].kick);
+			if (vp->queues[q].polled)
+				event_loop_del(vp->plat.loop, &vp->queues[q].kick);
 			close(vp->queues[q].kick.fd);
 		}
 	}

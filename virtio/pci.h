@@ -51,6 +51,7 @@ struct virtio_pci_queue {
 	bool enabled;
 	uint64_t desc, avail, used;
 	struct event_handler kick; /* the queue's ioeventfd, on the event loop */
+	bool polled;		   /* kick is registered with the event loop */
 	struct virtio_pci *vp;
 	uint16_t index;
 };
