@@ -25,6 +25,9 @@ const char *config_usage(void)
 	       "  --serial-port name=NAME,socket=PATH\n"
 	       "                    a named virtio-console port, reachable on the unix socket\n"
 	       "                    PATH (kestrel listens; repeatable)\n"
+	       "  --net tap=NAME|fd=N[,mac=MAC][,mtu=N][,queues=N][,vhost=on|off|auto]\n"
+	       "                    virtio-net NIC on a tap device; vhost=auto (default) hands\n"
+	       "                    the data path to /dev/vhost-net when it opens (repeatable)\n"
 	       "  -v, --verbose     log start-up timing and exits to stderr\n"
 	       "  -h, --help        this text\n"
 	       "  --version         print the version\n"
@@ -99,6 +102,7 @@ enum {
 	OPT_DISK,
 	OPT_CONSOLE,
 	OPT_SERIAL_PORT,
+	OPT_NET,
 };
 
 /* "on"/"off" (also yes/no, true/false, 1/0) for boolean sub-options. */
@@ -189,6 +193,92 @@ static int port_kv(void *ctx, const char *opt, const char *key, const char *val,
 	return kerr_set(err, "%s: unknown key '%s' (name, socket)", opt, key);
 }
 
+static int parse_uint(const char *opt, const char *key, const char *val, unsigned long min,
+		      unsigned long max, unsigned int *out, struct kerr *err)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(val, &end, 10);
+	if (!isdigit((unsigned char)val[0]) || *end || errno || n < min || n > max)
+		return kerr_set(err, "%s: %s=%s: expected a number from %lu to %lu", opt, key, val,
+				min, max);
+	*out = (unsigned int)n;
+	return 0;
+}
+
+static int parse_mac(const char *opt, const char *val, uint8_t mac[6], struct kerr *err)
+{
+	unsigned int b[6];
+	char tail;
+
+	if (sscanf(val, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &tail) != 6 ||
+	    strlen(val) != 17)
+		return kerr_set(err, "%s: mac=%s: expected six hex bytes like 52:54:00:12:34:56",
+				opt, val);
+	if (b[0] & 1)
+		return kerr_set(err, "%s: mac=%s is a multicast address", opt, val);
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return 0;
+}
+
+static int net_kv(void *ctx, const char *opt, const char *key, const char *val, struct kerr *err)
+{
+	struct net_config *n = ctx;
+	unsigned int fd;
+
+	if (!strcmp(key, "tap"))
+		return set_string(&n->tap, opt, key, val, err);
+	if (!strcmp(key, "fd")) {
+		if (parse_uint(opt, key, val, 0, 1 << 20, &fd, err))
+			return -1;
+		n->fd = (int)fd;
+		return 0;
+	}
+	if (!strcmp(key, "mac")) {
+		n->mac_set = true;
+		return parse_mac(opt, val, n->mac, err);
+	}
+	if (!strcmp(key, "mtu"))
+		return parse_uint(opt, key, val, 68, 65535, &n->mtu, err);
+	if (!strcmp(key, "queues"))
+		return parse_uint(opt, key, val, 1, KESTREL_MAX_NET_QUEUES, &n->queues, err);
+	if (!strcmp(key, "vhost")) {
+		if (!strcmp(val, "auto"))
+			n->vhost = NET_CHOICE_AUTO;
+		else if (!strcmp(val, "on"))
+			n->vhost = NET_CHOICE_ON;
+		else if (!strcmp(val, "off"))
+			n->vhost = NET_CHOICE_OFF;
+		else
+			return kerr_set(err, "%s: vhost=%s: expected on, off or auto", opt, val);
+		return 0;
+	}
+	return kerr_set(err, "%s: unknown key '%s' (tap, fd, mac, mtu, queues, vhost)", opt, key);
+}
+
+static int add_nic(struct vm_config *cfg, const char *arg, struct kerr *err)
+{
+	struct net_config *n;
+
+	if (cfg->nr_nics == KESTREL_MAX_NICS)
+		return kerr_set(err, "too many --net options (at most %d)", KESTREL_MAX_NICS);
+	n = &cfg->nics[cfg->nr_nics++];
+	n->fd = -1;
+	n->queues = 1;
+	if (parse_kv("--net", arg, net_kv, n, err))
+		return -1;
+	if (!n->tap == (n->fd < 0))
+		return kerr_set(err, "--net %s: give exactly one of tap=NAME or fd=N", arg);
+	if (n->fd >= 0 && n->queues > 1)
+		return kerr_set(err, "--net %s: queues=N needs tap=NAME (one fd is one queue)",
+				arg);
+	return 0;
+}
+
 static int add_disk(struct vm_config *cfg, const char *arg, struct kerr *err)
 {
 	struct disk_config *d;
@@ -230,7 +320,9 @@ void config_free(struct vm_config *cfg)
 		free(cfg->ports[i].name);
 		free(cfg->ports[i].socket);
 	}
-	cfg->nr_disks = cfg->nr_ports = 0;
+	for (unsigned int i = 0; i < cfg->nr_nics; i++)
+		free(cfg->nics[i].tap);
+	cfg->nr_disks = cfg->nr_ports = cfg->nr_nics = 0;
 }
 
 int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct kerr *err)
@@ -247,6 +339,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"disk", required_argument, NULL, OPT_DISK},
 	    {"console", required_argument, NULL, OPT_CONSOLE},
 	    {"serial-port", required_argument, NULL, OPT_SERIAL_PORT},
+	    {"net", required_argument, NULL, OPT_NET},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
@@ -307,6 +400,10 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 			break;
 		case OPT_SERIAL_PORT:
 			if (add_port(cfg, optarg, err))
+				return -1;
+			break;
+		case OPT_NET:
+			if (add_nic(cfg, optarg, err))
 				return -1;
 			break;
 		case 'v':

@@ -30,6 +30,21 @@ struct serial_port_config {
 	char *socket;
 };
 
+#define KESTREL_MAX_NICS 8
+#define KESTREL_MAX_NET_QUEUES 16
+
+enum net_vhost_choice { NET_CHOICE_AUTO, NET_CHOICE_ON, NET_CHOICE_OFF };
+
+struct net_config {
+	char *tap; /* tap=NAME */
+	int fd;	   /* fd=N, or -1 */
+	uint8_t mac[6];
+	bool mac_set;
+	unsigned int mtu; /* 0: default */
+	unsigned int queues;
+	enum net_vhost_choice vhost;
+};
+
 enum console_kind {
 	CONSOLE_SERIAL, /* the 8250 UART (ttyS0) is the console */
 	CONSOLE_VIRTIO, /* virtio-console port 0 (hvc0) is the console */
@@ -46,6 +61,8 @@ struct vm_config {
 	unsigned int nr_disks;
 	struct serial_port_config ports[KESTREL_MAX_PORTS];
 	unsigned int nr_ports;
+	struct net_config nics[KESTREL_MAX_NICS];
+	unsigned int nr_nics;
 	bool verbose;
 	bool help;
 	bool version;

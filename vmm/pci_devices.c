@@ -1,6 +1,7 @@
 #include "vmm/pci_devices.h"
 
 #include <linux/kvm.h>
+#include <linux/virtio_ids.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -9,6 +10,7 @@
 #include "arch/x86/cpu.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
+#include "virtio/net.h"
 #include "virtio/pci.h"
 #include "vmm/vm.h"
 
@@ -46,6 +48,21 @@ static void intx_set(void *opaque, unsigned int irq, int level)
 static void pci_reset(void *opaque)
 {
 	vm_request_exit(opaque, KESTREL_EXIT_REBOOT, "guest reset the machine through port 0xcf9");
+}
+
+static void destroy_device(struct virtio_dev *d)
+{
+	switch (d->device_id) {
+	case VIRTIO_ID_CONSOLE:
+		virtio_console_destroy(d);
+		break;
+	case VIRTIO_ID_NET:
+		virtio_net_destroy(d);
+		break;
+	default:
+		virtio_blk_destroy(d);
+		break;
+	}
 }
 
 static int add_virtio(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
@@ -95,6 +112,35 @@ static int add_disks(struct vm *vm, const struct vm_config *cfg, struct kerr *er
 	return 0;
 }
 
+static int add_nics(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
+{
+	for (unsigned int i = 0; i < cfg->nr_nics; i++) {
+		const struct net_config *nc = &cfg->nics[i];
+		struct net_options o = {
+		    .tap_name = nc->tap,
+		    .tap_fd = nc->fd,
+		    .mac_set = nc->mac_set,
+		    .mtu = nc->mtu,
+		    .queues = nc->queues,
+		    .vhost = nc->vhost == NET_CHOICE_ON	   ? NET_VHOST_ON
+			     : nc->vhost == NET_CHOICE_OFF ? NET_VHOST_OFF
+							   : NET_VHOST_AUTO,
+		    .index = i,
+		};
+		struct virtio_dev *d;
+
+		memcpy(o.mac, nc->mac, sizeof(o.mac));
+		if (virtio_net_create(&d, &o, &vm->mem, &vm->loop, err))
+			return -1;
+		/* Users want to know whether their packets go through kestrel or the kernel. */
+		fprintf(stderr, "kestrel: net%u on %s: %s\n", i, virtio_net_ifname(d),
+			virtio_net_backend(d));
+		if (add_virtio(vm, d, err))
+			return -1;
+	}
+	return 0;
+}
+
 static int add_console(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 {
 	struct console_port_options ports[KESTREL_MAX_PORTS];
@@ -133,7 +179,7 @@ int pci_devices_create(struct vm *vm, const struct vm_config *cfg, struct kerr *
 	    io_bus_register(&vm->mmio, PCI_MMIO32_BASE, PCI_MMIO32_SIZE, pci_window_io, &pd->w32,
 			    "pci-mmio32", err))
 		return -1;
-	if (add_disks(vm, cfg, err) || add_console(vm, cfg, err))
+	if (add_disks(vm, cfg, err) || add_nics(vm, cfg, err) || add_console(vm, cfg, err))
 		return -1;
 	return 0;
 }
@@ -146,18 +192,11 @@ void pci_devices_destroy(struct vm *vm)
 		struct virtio_dev *d = pd->devs[i];
 		virtio_pci_destroy(pd->vps[i]);
 		pd->vps[i] = NULL;
-		if (d == pd->console)
-			virtio_console_destroy(d);
-		else if (d)
-			virtio_blk_destroy(d);
+		destroy_device(d);
 	}
 	/* A device created but not yet wrapped in a transport. */
-	if (pd->nr < PCI_DEVICES_MAX && pd->devs[pd->nr]) {
-		if (pd->devs[pd->nr] == pd->console)
-			virtio_console_destroy(pd->devs[pd->nr]);
-		else
-			virtio_blk_destroy(pd->devs[pd->nr]);
-	}
+	if (pd->nr < PCI_DEVICES_MAX && pd->devs[pd->nr])
+		destroy_device(pd->devs[pd->nr]);
 	pd->nr = 0;
 	pci_bus_destroy(&pd->bus);
 }

@@ -18,7 +18,7 @@ struct vm;
 struct virtio_dev;
 struct virtio_pci;
 
-#define PCI_DEVICES_MAX (KESTREL_MAX_DISKS + 2)
+#define PCI_DEVICES_MAX (KESTREL_MAX_DISKS + KESTREL_MAX_NICS + 1)
 
 struct pci_devices {
 	struct pci_bus bus;
