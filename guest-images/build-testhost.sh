@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Build the static part of the nested test host into guest-images/out/:
+#   host-initramfs.cpio   busybox, KVM/tun/vhost modules, /init, QEMU (+libs, firmware),
+#                         strace and socat (+libs), and the inner guest under /images/.
+# It is left uncompressed on purpose: the outer QEMU runs under TCG, where gunzipping
+# ~150 MB would cost seconds on every boot, while copying it costs almost nothing.
+# Per-run parts (the VMM binary under test, the scenario, rig-lib.sh) are separate cpio
+# archives that tests/e2e/rig.py appends; the kernel unpacks concatenated archives in turn.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_pkgs busybox-static cpio qemu-system-x86 strace socat
+bash "$GI_DIR/build-guest.sh" >/dev/null
+kernel_pkg_resolve
+
+HOST_MODULES=(kvm ccp irqbypass kvm-amd tun tap vhost_iotlb vhost vhost_net)
+QEMU=$(command -v qemu-system-x86_64)
+# What `-kernel` boot with -nodefaults reads (found with strace -e openat).
+QEMU_DATA=(/usr/share/seabios/bios-256k.bin /usr/share/qemu/linuxboot_dma.bin
+    /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin)  # pvh.bin: ELF (PVH) -kernel
+
+INPUTS=("$KROOT/.stamp" "$GI_DIR/build-testhost.sh" "$GI_DIR/lib.sh" "$GI_DIR/files/host-init"
+    "$OUT/vmlinuz" "$OUT/vmlinux" "$OUT/guest-initramfs.cpio.gz" "$OUT/guest-disk.ext4"
+    /bin/busybox "$QEMU" "$(command -v strace)" "$(command -v socat)")
+
+if stale "$OUT/host-initramfs.cpio" "${INPUTS[@]}"; then
+    st=$OUT/stage-host; rm -rf "$st"
+    mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,proc,sys,dev,tmp,run,etc,root,images,lib/modules}
+    cp /bin/busybox "$st/bin/busybox"
+    for a in $(/bin/busybox --list); do
+        [ -e "$st/bin/$a" ] || ln -s busybox "$st/bin/$a"
+    done
+    install -m 0755 "$GI_DIR/files/host-init" "$st/init"
+    echo 'root:x:0:0:root:/root:/bin/sh' > "$st/etc/passwd"
+    echo 'export PS1="kestrel-testhost:\w# "' > "$st/etc/profile"
+
+    modules_closure "${HOST_MODULES[@]}" > "$st/modules.list"
+    : > "$st/etc/host-modules"
+    while read -r ko; do
+        cp "$ko" "$st/lib/modules/"
+        echo "/lib/modules/$(basename "$ko")" >> "$st/etc/host-modules"
+    done < "$st/modules.list"
+    rm "$st/modules.list"
+
+    # QEMU for comparison runs, with its firmware where its default data path (and
+    # `-L /usr/share/qemu`) finds it.
+    copy_with_libs "$st" "$QEMU"
+    mkdir -p "$st/usr/share/qemu" "$st/usr/share/seabios"
+    for f in "${QEMU_DATA[@]}"; do cp "$f" "$st/usr/share/qemu/"; done
+    ln -s ../qemu/bios-256k.bin "$st/usr/share/seabios/bios-256k.bin"
+    copy_with_libs "$st" "$(command -v strace)"
+    copy_with_libs "$st" "$(command -v socat)"
+
+    cp "$OUT/vmlinuz" "$OUT/vmlinux" "$OUT/guest-initramfs.cpio.gz" "$OUT/guest-disk.ext4" "$st/images/"
+    pack_cpio "$st" "$OUT/host-initramfs.cpio"
+    rm -rf "$st"
+    log "host-initramfs.cpio ($(du -h "$OUT/host-initramfs.cpio" | cut -f1)) with $KPKG $KVER_PKG"
+fi
+# The outer host boots the same Debian kernel as the inner guest.
+echo "$OUT"

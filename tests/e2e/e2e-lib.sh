@@ -1,0 +1,61 @@
+# e2e-lib.sh: helpers for e2e test scripts on the build machine (bash). Sourced.
+# A test writes a scenario for the nested test host, runs it with rig_run, then checks
+# the records the scenario sent back (see rig-lib.sh for the scenario side).
+# shellcheck shell=bash
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+PASSED=0
+FAILED=0
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+
+# check DESCRIPTION CMD...: PASS when CMD succeeds.
+check() {
+    local desc=$1; shift
+    if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+
+# rig_run SCENARIO_FILE [rig options...]: boot the test host; sets RUN_DIR.
+# Returns the rig's status (0: the scenario ran to its end).
+rig_run() {
+    local scenario=$1; shift
+    RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-e2e.XXXXXX")
+    python3 "$E2E_DIR/rig.py" run --scenario "$scenario" --out "$RUN_DIR" "$@" >/dev/null
+}
+
+# Record accessors: rec_status NAME, rec_out NAME (stdout), rec_err NAME, rec_time NAME.
+rec_dir() { echo "$RUN_DIR/records/$1"; }
+has_rec() { [ -f "$RUN_DIR/records/$1/status" ]; }
+rec_status() { cat "$RUN_DIR/records/$1/status" 2>/dev/null || echo missing; }
+rec_time() { cat "$RUN_DIR/records/$1/time" 2>/dev/null || echo missing; }
+rec_out() { cat "$RUN_DIR/records/$1/stdout" 2>/dev/null; }
+rec_err() { cat "$RUN_DIR/records/$1/stderr" 2>/dev/null; }
+
+# expect_status NAME WANT: the record exists and its exit status is WANT.
+expect_status() {
+    local got; got=$(rec_status "$1")
+    [ "$got" = "$2" ] || { echo "  $1: exit status $got, want $2" >&2; return 1; }
+}
+# expect_out NAME TEXT: the record's stdout contains TEXT (a fixed string).
+expect_out() {
+    rec_out "$1" | tr -d '\r' | grep -qF -- "$2" || { echo "  $1: no '$2' in stdout" >&2; return 1; }
+}
+
+# show_rec NAME: the tail of a record, for failure diagnosis.
+show_rec() {
+    echo "---- $1: status $(rec_status "$1"), $(rec_time "$1")s; last lines of stdout:"
+    rec_out "$1" | tr -d '\r' | tail -n 15 | sed 's/^/    /'
+    echo "---- $1: stderr:"
+    rec_err "$1" | tail -n 10 | sed 's/^/    /'
+}
+
+# finish: the closing summary line and the exit status.
+finish() {
+    echo "$PASSED passed, $FAILED failed"
+    # Keep the run's logs for diagnosis only when something failed.
+    if [ "$FAILED" -eq 0 ] && [ -n "${RUN_DIR:-}" ] && [ -z "${E2E_KEEP:-}" ]; then rm -rf "$RUN_DIR"; fi
+    [ "$FAILED" -eq 0 ]
+    exit
+}

@@ -1,0 +1,127 @@
+# rig-lib.sh: helpers for scenarios running INSIDE the nested test host (busybox sh).
+# host-init sources it before running /scenario.sh. Results travel to the rig on the
+# build machine over the second serial port (/dev/ttyS1) as delimited records:
+#   =KRIG= BEGIN <name>
+#   =KRIG= STATUS <exit status>        =KRIG= TIME <wall seconds>
+#   =KRIG= FILE stdout|stderr          followed by the file, base64-encoded
+#   =KRIG= END <name>
+# plus "=KRIG= NOTE <text>", "=KRIG= SCENARIO-EXIT <n>" and "=KRIG= DONE".
+
+export PATH=/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin
+RIG_OUT=${RIG_OUT:-/dev/ttyS1}
+[ -c "$RIG_OUT" ] || RIG_OUT=/dev/console
+
+# Files inside the host.
+IMAGES=/images
+VMLINUZ=$IMAGES/vmlinuz
+VMLINUX=$IMAGES/vmlinux
+GUEST_INITRD=$IMAGES/guest-initramfs.cpio.gz
+GUEST_DISK=$IMAGES/guest-disk.ext4
+GUEST_CMDLINE="console=ttyS0 reboot=k panic=1"
+KESTREL=/usr/local/bin/kestrel
+# The VMM under test: kestrel, or qemu-kestrel (QEMU behind kestrel's CLI) for rig checks.
+VMM=${VMM:-kestrel}
+RIG_WORK=/tmp/rig
+mkdir -p "$RIG_WORK"
+
+# Variables the rig passed with --env (KEY=VALUE lines).
+[ -f /etc/rig.env ] && . /etc/rig.env
+
+rig_emit() { printf '=KRIG= %s\n' "$*" > "$RIG_OUT"; }
+rig_note() { rig_emit "NOTE $*"; echo "rig: $*"; }
+
+# QEMU as a KVM VMM, the way the comparison runs use it. A word list (use it unquoted)
+# so it also works under run_vmm/timeout/strace/stamp, which need a program, not a function.
+QEMU_KVM="qemu-system-x86_64 -accel kvm -cpu host -nodefaults -display none -no-reboot -L /usr/share/qemu -serial stdio"
+
+# _rig_record NAME STATUS SECONDS OUTFILE ERRFILE: send one record to the rig.
+_rig_record() {
+    {
+        printf '=KRIG= BEGIN %s\n=KRIG= STATUS %s\n=KRIG= TIME %s\n' "$1" "$2" "$3"
+        printf '=KRIG= FILE stdout\n'; base64 < "$4"
+        printf '=KRIG= FILE stderr\n'; base64 < "$5"
+        printf '=KRIG= END %s\n' "$1"
+    } > "$RIG_WORK/record"
+    cat "$RIG_WORK/record" > "$RIG_OUT"
+}
+
+# run_vmm [-t SECONDS] NAME CMD...: run CMD (stdin from /dev/null) with stdout and stderr
+# captured, at most SECONDS (default 90; a timeout shows as status 143, or 137 when
+# the VMM had to be killed), then send a
+# record with its exit status and wall time. Returns CMD's status. Also echoes a one-line
+# summary to the host console.
+run_vmm() {
+    local limit=90 name t0 t1 st
+    if [ "$1" = -t ]; then limit=$2; shift 2; fi
+    name=$1; shift
+    t0=$(stamp now)
+    # TERM first (a VMM may clean up), KILL 5 s later if it ignores TERM.
+    timeout -k 5 "$limit" "$@" > "$RIG_WORK/$name.out" 2> "$RIG_WORK/$name.err" < /dev/null
+    st=$?
+    t1=$(stamp now)
+    _rig_record "$name" "$st" "$(awk "BEGIN{printf \"%.3f\", $t1 - $t0}")" \
+        "$RIG_WORK/$name.out" "$RIG_WORK/$name.err"
+    echo "rig: $name: status $st ($(wc -c < "$RIG_WORK/$name.out") bytes of stdout)"
+    return $st
+}
+
+# rig_put NAME FILE: send a file as a record (status 0), e.g. an strace log.
+rig_put() {
+    : > "$RIG_WORK/empty"
+    _rig_record "$1" 0 0 "$2" "$RIG_WORK/empty"
+}
+
+# first_kvm_run NAME CMD...: start CMD under `strace -f -ttt -e trace=execve,ioctl`, and
+# kill it as soon as its first KVM_RUN ioctl shows up (tracing every later exit would
+# take minutes here). Sends record NAME holding the execve line and the first KVM_RUN
+# line of the strace log ("PID SECONDS call...").
+first_kvm_run() {
+    local name=$1 f sp vp n=0
+    shift
+    f=$RIG_WORK/strace-$name.txt
+    rm -f "$f"
+    strace -f -ttt -e trace=execve,ioctl -o "$f" "$@" > /dev/null 2>&1 < /dev/null &
+    sp=$!
+    while [ $n -lt 1200 ] && kill -0 $sp 2>/dev/null && ! grep -q KVM_RUN "$f" 2>/dev/null; do
+        usleep 50000; n=$((n + 1))
+    done
+    vp=$(awk '/ execve\(/{print $1; exit}' "$f" 2>/dev/null)
+    [ -n "$vp" ] && kill -9 "$vp" 2>/dev/null
+    kill $sp 2>/dev/null
+    wait $sp 2>/dev/null
+    { grep -m1 ' execve(' "$f"; grep -m1 'KVM_RUN' "$f"; } > "$RIG_WORK/$name.short" 2>/dev/null
+    rig_put "$name" "$RIG_WORK/$name.short"
+}
+
+# guest_initrd NAME [SCRIPT]: the default guest initramfs with /scenario.sh appended
+# (read from SCRIPT, or from stdin), plus the files GUEST_FILES="SRC:DEST ..." names. The guest's /init runs it after printing
+# KESTREL-GUEST-INIT-OK, then reboots. Prints the new initrd's path.
+guest_initrd() {
+    local name=$1 d=$RIG_WORK/guest-$1
+    rm -rf "$d"; mkdir -p "$d"
+    if [ -n "${2:-}" ]; then cat "$2"; else cat; fi > "$d/scenario.sh"
+    chmod 755 "$d/scenario.sh"
+    # GUEST_FILES="SRC:DEST ...": more files for the guest (tools, an rdinit script).
+    local f
+    for f in ${GUEST_FILES:-}; do
+        mkdir -p "$d/$(dirname "${f#*:}")"
+        cp "${f%%:*}" "$d/${f#*:}"
+    done
+    # Concatenated cpio archives are unpacked one after the other by the kernel.
+    (cd "$d" && find . -mindepth 1 | sed 's|^\./||' | cpio -o -H newc 2>/dev/null | gzip) > "$d.cpio.gz.tmp"
+    cat "$GUEST_INITRD" "$d.cpio.gz.tmp" > "$d.cpio.gz"
+    rm -f "$d.cpio.gz.tmp"
+    echo "$d.cpio.gz"
+}
+
+# Called by host-init: run the scenario, report its exit status, mark the end.
+rig_scenario() {
+    local st
+    rig_emit "NOTE host ready at uptime $(cut -d' ' -f1 /proc/uptime)"
+    sh -c '. /rig-lib.sh; . "$1"' rig "$1"
+    st=$?
+    rig_emit "SCENARIO-EXIT $st"
+    rig_emit "DONE"
+    echo "rig: scenario exited with status $st"
+    return $st
+}

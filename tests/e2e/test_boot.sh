@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Boot checks for a VMM with kestrel's command line, inside the nested test host.
+#
+#   test_boot.sh [--vmm kestrel|qemu] [--kestrel PATH] [--stamp PATH] [--checks LIST]
+#
+# --vmm qemu runs the same checks against qemu-kestrel (QEMU behind kestrel's CLI): a
+# self-test of the rig and of the checks. LIST is a comma list of:
+#   bzimage  boot Debian's bzImage, the guest prints KESTREL-GUEST-INIT-OK, exit 0
+#   elf      the same from the ELF vmlinux
+#   reboot   guest `reboot -f` -> exit status 0
+#   cpus     --cpus 2 -> the guest counts 2 processors
+#   memory   --memory 512M -> MemTotal within 2% of QEMU -m 512M on the same kernel
+#   debugexit  guest writes 5 to port 0xf4 -> exit status (5<<1)|1 = 11
+#   panic    a kernel that panics (no init, no root) with panic=1 ends the VMM, exit 0
+# All listed checks share one boot of the test host. Prints PASS/FAIL lines and
+# "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+. "$(dirname "$0")/e2e-lib.sh"
+
+VMM=kestrel
+KESTREL_BIN=$REPO_ROOT/build/kestrel
+CHECKS=bzimage,elf,reboot,cpus,memory,debugexit,panic
+STAMP=
+LIMIT=${E2E_VMM_TIMEOUT:-120}   # seconds per VMM run inside the test host
+while [ $# -gt 0 ]; do
+    case $1 in
+        --vmm) VMM=$2; shift 2 ;;
+        --kestrel) KESTREL_BIN=$2; shift 2 ;;
+        --checks) CHECKS=$2; shift 2 ;;
+        --stamp) STAMP=$2; shift 2 ;;
+        *) echo "usage: $0 [--vmm kestrel|qemu] [--kestrel PATH] [--stamp PATH] [--checks LIST]" >&2; exit 2 ;;
+    esac
+done
+rig_args=(--timeout 580 ${STAMP:+--stamp "$STAMP"})
+case $VMM in
+    kestrel)
+        [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
+        rig_args+=(--kestrel "$KESTREL_BIN" --env VMM=kestrel) ;;
+    qemu) rig_args+=(--env VMM=qemu-kestrel) ;;
+    *) echo "unknown --vmm $VMM" >&2; exit 2 ;;
+esac
+want() { [[ ",$CHECKS," == *",$1,"* ]]; }
+
+# The default cmdline is used where the check is about booting; elsewhere `quiet`
+# saves time (every console byte is a VM exit, and nested exits are slow here).
+CMD="console=ttyS0 reboot=k panic=1"
+QCMD="$CMD quiet"
+
+scenario=$(mktemp "${TMPDIR:-/tmp}/kestrel-scenario.XXXXXX")
+trap 'rm -f "$scenario"' EXIT
+{
+    echo "L=$LIMIT"
+    echo "rig_note \"VMM under test: \$VMM\""
+    # A guest scenario that does nothing: the guest's /init reboots after it.
+    echo 'G_NOP=$(echo "echo nothing to do" | guest_initrd nop)'
+    want bzimage && echo "run_vmm -t \$L bzimage \$VMM --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$CMD'"
+    want elf && echo "run_vmm -t \$L elf \$VMM --kernel \$VMLINUX --initrd \$G_NOP --cmdline '$CMD'"
+    want reboot && cat <<EOF
+G=\$(echo 'echo rebooting-now; reboot -f; sleep 30' | guest_initrd reboot)
+run_vmm -t \$L reboot \$VMM --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
+EOF
+    want cpus && cat <<EOF
+G=\$(echo 'echo "NCPU=\$(grep -c ^processor /proc/cpuinfo)"' | guest_initrd cpus)
+run_vmm -t \$L cpus \$VMM --cpus 2 --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
+EOF
+    want memory && cat <<EOF
+G=\$(echo 'grep MemTotal /proc/meminfo' | guest_initrd mem)
+run_vmm -t \$L memory \$VMM --memory 512M --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
+run_vmm -t \$L memory-qemu qemu-system-x86_64 -accel kvm -cpu host -m 512M -nodefaults -nographic \\
+    -serial stdio -no-reboot -L /usr/share/qemu -kernel \$VMLINUZ -initrd \$G -append '$QCMD'
+EOF
+    want debugexit && cat <<EOF
+G=\$(echo 'echo writing-debug-exit; debug-exit 5; sleep 30' | guest_initrd dbgexit)
+run_vmm -t \$L debugexit \$VMM --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
+EOF
+    # With rdinit= pointing nowhere the kernel tries to mount a root fs, finds none and
+    # panics; panic=1 then reboots through the keyboard controller (reboot=k).
+    want panic && echo "run_vmm -t \$L panic \$VMM --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$QCMD rdinit=/nonexistent'"
+} > "$scenario"
+
+echo "# test_boot: vmm=$VMM checks=$CHECKS"
+if ! rig_run "$scenario" "${rig_args[@]}"; then
+    fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
+fi
+echo "# run dir: $RUN_DIR"
+
+# check_rec NAME DESCRIPTION CONDITION...: PASS/FAIL, and the record's tail on failure.
+check_rec() {
+    local name=$1 desc=$2; shift 2
+    if ! has_rec "$name"; then fail "$desc (no record: VMM run did not finish)"; return; fi
+    if "$@"; then pass "$desc ($(rec_time "$name")s)"; else fail "$desc"; show_rec "$name"; fi
+}
+all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
+
+want bzimage && check_rec bzimage "bzImage boots to init, exit 0" \
+    all "expect_out bzimage KESTREL-GUEST-INIT-OK" "expect_status bzimage 0"
+want elf && check_rec elf "ELF vmlinux boots to init, exit 0" \
+    all "expect_out elf KESTREL-GUEST-INIT-OK" "expect_status elf 0"
+want reboot && check_rec reboot "guest reboot -f ends the VMM with status 0" \
+    all "expect_out reboot rebooting-now" "expect_status reboot 0"
+want cpus && check_rec cpus "--cpus 2: the guest sees 2 processors" \
+    all "expect_out cpus NCPU=2" "expect_status cpus 0"
+if want memory; then
+    mem_ok() {
+        local a b
+        a=$(rec_out memory | tr -d '\r' | awk '/^MemTotal:/{print $2; exit}')
+        b=$(rec_out memory-qemu | tr -d '\r' | awk '/^MemTotal:/{print $2; exit}')
+        echo "  MemTotal: $VMM ${a:-?} kB, QEMU -m 512M ${b:-?} kB"
+        [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN{d=a-b; if(d<0)d=-d; exit !(d <= 0.02*b)}'
+    }
+    has_rec memory-qemu || fail "QEMU reference run for the memory check finished"
+    check_rec memory "--memory 512M: MemTotal within 2% of QEMU -m 512M" mem_ok
+fi
+want debugexit && check_rec debugexit "guest byte 5 to port 0xf4 -> exit status 11" \
+    all "expect_out debugexit writing-debug-exit" "expect_status debugexit 11"
+want panic && check_rec panic "kernel panic with panic=1 ends the VMM (exit 0, no hang)" \
+    all "expect_out panic 'Kernel panic'" "expect_status panic 0"
+finish
