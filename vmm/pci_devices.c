@@ -105,8 +105,12 @@ static int add_disks(struct vm *vm, const struct vm_config *cfg, struct kerr *er
 		struct virtio_dev *d;
 
 		snprintf(name, sizeof(name), "vd%c", 'a' + i);
-		if (virtio_blk_create(&d, &o, &vm->mem, &vm->loop, name, err) ||
-		    add_virtio(vm, d, err))
+		if (virtio_blk_create(&d, &o, &vm->mem, &vm->loop, name, err))
+			return -1;
+		if (vm->verbose)
+			fprintf(stderr, "kestrel: %s on %s: %s I/O\n", name, dc->path,
+				virtio_blk_engine(d));
+		if (add_virtio(vm, d, err))
 			return -1;
 	}
 	return 0;
