@@ -100,19 +100,61 @@ static void signal_config(struct virtio_dev *d)
 static void needs_reset(struct virtio_dev *d)
 {
 	struct virtio_pci *vp = d->transport_priv;
+	bool live;
 
 	pthread_mutex_lock(&vp->lock);
 	vp->errors++;
 	vp->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	live = vp->status & VIRTIO_CONFIG_S_DRIVER_OK;
 	pthread_mutex_unlock(&vp->lock);
-	if (vp->status & VIRTIO_CONFIG_S_DRIVER_OK)
+	if (live)
 		signal_config(d);
+}
+
+static int kick_fd(struct virtio_dev *d, uint16_t q)
+{
+	struct virtio_pci *vp = d->transport_priv;
+
+	return q < d->num_queues ? vp->queues[q].kick.fd : -1;
+}
+
+/* A vhost back end takes the kick eventfd over: the event loop must stop reading it. */
+static void poll_kicks(struct virtio_dev *d, uint16_t q, bool poll)
+{
+	struct virtio_pci *vp = d->transport_priv;
+	struct virtio_pci_queue *pq;
+
+	if (q >= d->num_queues)
+		return;
+	pq = &vp->queues[q];
+	if (pq->polled == poll)
+		return;
+	if (poll)
+		pq->polled = event_loop_add(vp->plat.loop, &pq->kick, EPOLLIN, NULL) == 0;
+	else if (event_loop_del(vp->plat.loop, &pq->kick) == 0)
+		pq->polled = false;
+}
+
+static int call_fd(struct virtio_dev *d, uint16_t q)
+{
+	struct virtio_pci *vp = d->transport_priv;
+	uint16_t vector;
+
+	if (q >= d->num_queues || !msix_enabled(&vp->msix))
+		return -1;
+	pthread_mutex_lock(&vp->lock);
+	vector = vp->queues[q].msix_vector;
+	pthread_mutex_unlock(&vp->lock);
+	return vector < vp->nr_vectors ? vp->vectors[vector].efd : -1;
 }
 
 static const struct virtio_transport_ops vpci_transport_ops = {
     .signal_queue = signal_queue,
     .signal_config = signal_config,
     .needs_reset = needs_reset,
+    .kick_fd = kick_fd,
+    .poll_kicks = poll_kicks,
+    .call_fd = call_fd,
 };
 
 static void msix_fire(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
