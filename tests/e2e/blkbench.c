@@ -1,4 +1,6 @@
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* O_DIRECT */
+#endif
 /*
  * blkbench: a tiny block benchmark run inside guests (fio is not in the busybox guest).
  *   blkbench seq DEV            sequential O_DIRECT read of the whole device, 1 MiB requests

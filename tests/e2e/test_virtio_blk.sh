@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# virtio-blk checks with Debian's stock kernel, inside the nested test host.
+#
+#   test_virtio_blk.sh [--kestrel PATH] [--stamp PATH] [--modes msi,nomsi]
+#
+# Each mode boots kestrel twice with three disks:
+#   vda  guest-images/out/guest-root.ext4 (build-rootdisk.sh): the ROOT filesystem. An
+#        initramfs script (rdinit=/rootswitch) loads virtio_pci/virtio_blk/ext4, mounts
+#        /dev/vda, copies its /scenario.sh onto it and switch_roots to the disk's /sbin/init.
+#   vdb  a copy of guest-disk.ext4 attached with readonly=on
+#   vdc  an 8 MiB raw image of random data (the device-reset check)
+# Boot 1 ("main"): root on vda (marker, /proc/mounts, md5 of /data/testfile), vda..vdc in
+# /proc/partitions, virtio interrupts (PCI-MSI; IO-APIC with pci=nomsi), writes 4 MiB to
+# /data/written-MODE + sync, read-only vdb (ro flag, mount rw fails, dd fails, image md5
+# in the test host unchanged), unbind/bind of vdc's virtio-pci function, then vdc reads
+# back the test host's checksum and a write after the reset lands in the image.
+# Boot 2 ("reread"): a second kestrel on the same root image reads /data/written-MODE.
+# Mode msi uses the default cmdline; nomsi adds pci=nomsi (INTx through the IOAPIC).
+# Prints PASS/FAIL lines and "N passed, M failed"; exits non-zero on any failure.
+set -uo pipefail
+. "$(dirname "$0")/e2e-lib.sh"
+
+KESTREL_BIN=$REPO_ROOT/build/kestrel
+STAMP=
+MODES=msi,nomsi
+LIMIT=${E2E_VMM_TIMEOUT:-300}   # seconds per VMM run inside the test host
+while [ $# -gt 0 ]; do
+    case $1 in
+        --kestrel) KESTREL_BIN=$2; shift 2 ;;
+        --stamp) STAMP=$2; shift 2 ;;
+        --modes) MODES=$2; shift 2 ;;
+        *) echo "usage: $0 [--kestrel PATH] [--stamp PATH] [--modes msi,nomsi]" >&2; exit 2 ;;
+    esac
+done
+[ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
+
+ROOT_IMG=$(bash "$REPO_ROOT/guest-images/build-rootdisk.sh") || {
+    echo "FAIL: guest-images/build-rootdisk.sh"; echo "0 passed, 1 failed"; exit 1; }
+ROOT_MD5=$(cat "${ROOT_IMG%.ext4}.md5")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-blk.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+gzip -1 -c "$ROOT_IMG" > "$work/guest-root.ext4.gz"   # mostly empty: small in the host cpio
+scenario=$work/scenario.sh
+
+{
+    echo "L=$LIMIT"
+    echo "MODES='${MODES//,/ }'"
+    cat <<'SCENARIO'
+gunzip -c /files/guest-root.ext4.gz > /tmp/root.ext4
+cp "$GUEST_DISK" /tmp/ro.ext4
+head -c 1048576 /dev/urandom > /tmp/chunk
+for i in 1 2 3 4 5 6 7 8; do cat /tmp/chunk; done > /tmp/data.img
+rm -f /tmp/chunk
+
+# rdinit of the switch-root boots: modules from the initramfs, then the disk's /sbin/init.
+cat > "$RIG_WORK/rootswitch" <<'EOF'
+#!/bin/sh
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+modload virtio_pci virtio_blk crc32c_generic ext4 || echo ROOTSWITCH-MODLOAD-FAILED
+n=0
+while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
+mkdir -p /newroot
+if ! mount -t ext4 -o rw /dev/vda /newroot; then
+    echo ROOTSWITCH-MOUNT-FAILED; cat /proc/partitions; reboot -f; sleep 10
+fi
+cp /scenario.sh /newroot/scenario.sh
+umount /proc /sys
+mount --move /dev /newroot/dev
+exec switch_root /newroot /sbin/init
+EOF
+chmod 755 "$RIG_WORK/rootswitch"
+export GUEST_FILES="$RIG_WORK/rootswitch:/rootswitch"
+
+# Boot 1, run by the root disk's /sbin/init (MODE=... is prepended).
+cat > "$RIG_WORK/guest-main.sh" <<'EOF'
+md5() { md5sum | cut -d' ' -f1; }
+echo "TESTFILE-MD5 $(md5 < /data/testfile)"
+echo "PARTITIONS $(awk 'NR > 2 && $4 != "" {printf "%s,", $4}' /proc/partitions)"
+grep virtio /proc/interrupts | tr -s ' ' | sed 's/^/IRQ /'
+W=/data/written-$MODE
+head -c 4194304 /dev/urandom > $W
+sync
+echo "WRITTEN-MD5 $(md5 < $W)"
+# readonly=on disk: ro flag, no rw mount, readable, writes fail.
+echo "VDB-RO $(cat /sys/block/vdb/ro)"
+mkdir -p /mnt/ro
+if mount -t ext4 -o rw /dev/vdb /mnt/ro 2>/dev/null && grep -q '^/dev/vdb /mnt/ro ext4 rw' /proc/mounts; then
+    echo "VDB-MOUNT-RW ok"
+else
+    echo "VDB-MOUNT-RW failed"
+fi
+umount /mnt/ro 2>/dev/null
+mount -t ext4 -o ro /dev/vdb /mnt/ro && echo "VDB-HELLO $(cat /mnt/ro/hello.txt)"
+umount /mnt/ro
+head -c 65536 /dev/urandom > /tmp/w64k
+if dd if=/tmp/w64k of=/dev/vdb bs=4096 seek=3000 oflag=direct conv=fsync 2>/tmp/dd.err; then
+    echo "VDB-DD-WRITE ok"
+else
+    echo "VDB-DD-WRITE failed"
+fi
+echo "VDB-DD-ERR $(grep -v records /tmp/dd.err | head -n 1)"
+# Device reset: unbind/bind vdc's virtio-pci function, then read and write it again.
+echo "VDC-MD5 $(md5 < /dev/vdc)"
+pcidev=$(readlink -f /sys/block/vdc/device/..)
+addr=${pcidev##*/}
+echo "VDC-PCI $addr"
+echo "$addr" > /sys/bus/pci/drivers/virtio-pci/unbind && echo "UNBIND ok"
+[ -e /sys/block/vdc ] && echo "VDC-STILL-THERE"
+echo "$addr" > /sys/bus/pci/drivers/virtio-pci/bind && echo "BIND ok"
+n=0; dev=
+while [ $n -lt 100 ]; do
+    dev=$(ls "$pcidev"/virtio*/block 2>/dev/null | head -n 1)
+    [ -n "$dev" ] && [ -b "/dev/$dev" ] && break
+    usleep 100000; n=$((n + 1))
+done
+echo "RESET-DEV $dev"
+echo 3 > /proc/sys/vm/drop_caches
+echo "RESET-READ-MD5 $(md5 < /dev/$dev)"
+head -c 1048576 /dev/urandom > /tmp/w1
+dd if=/tmp/w1 of=/dev/$dev bs=1048576 seek=4 count=1 conv=fsync 2>/dev/null && echo "RESET-WRITE ok"
+echo "RESET-WRITE-MD5 $(md5 < /tmp/w1)"
+echo 3 > /proc/sys/vm/drop_caches
+echo "RESET-READBACK-MD5 $(dd if=/dev/$dev bs=1048576 skip=4 count=1 iflag=direct 2>/dev/null | md5)"
+grep virtio /proc/interrupts | tr -s ' ' | sed 's/^/IRQ-AFTER-RESET /'
+EOF
+
+for m in $MODES; do
+    C="console=ttyS0 reboot=k panic=1 quiet rdinit=/rootswitch"
+    [ $m = nomsi ] && C="$C pci=nomsi"
+    DISKS="--disk path=/tmp/root.ext4 --disk path=/tmp/ro.ext4,readonly=on --disk path=/tmp/data.img"
+    md5sum /tmp/ro.ext4 /tmp/data.img > "$RIG_WORK/md5-before"
+    rig_put md5-before-$m "$RIG_WORK/md5-before"
+    G=$({ echo "MODE=$m"; cat "$RIG_WORK/guest-main.sh"; } | guest_initrd main-$m)
+    run_vmm -t $L main-$m $VMM --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
+    { md5sum /tmp/ro.ext4; echo "region $(dd if=/tmp/data.img bs=1048576 skip=4 count=1 2>/dev/null | md5sum)"; } > "$RIG_WORK/md5-after"
+    rig_put md5-after-$m "$RIG_WORK/md5-after"
+    G=$(printf '%s\n' "echo \"REREAD-MD5 \$(md5sum < /data/written-$m | cut -d' ' -f1)\"" \
+        "echo \"TESTFILE-MD5 \$(md5sum < /data/testfile | cut -d' ' -f1)\"" | guest_initrd reread-$m)
+    run_vmm -t $L reread-$m $VMM --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
+done
+SCENARIO
+} > "$scenario"
+
+# The whole run takes ~2 min here; stay below meson's 600 s so a hang still gives a FAIL
+# line and the records of the runs that finished.
+echo "# test_virtio_blk: modes=$MODES"
+if ! rig_run "$scenario" --timeout "${E2E_HOST_TIMEOUT:-570}" --kestrel "$KESTREL_BIN" \
+        ${STAMP:+--stamp "$STAMP"} --file "$work/guest-root.ext4.gz:/files/guest-root.ext4.gz"; then
+    fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
+fi
+echo "# run dir: $RUN_DIR"
+
+# val NAME KEY: the rest of the first stdout line "KEY rest" of record NAME.
+val() { rec_out "$1" | tr -d '\r' | awk -v k="$2" '$1 == k {sub(/^[^ ]+ /, ""); print; exit}'; }
+eq() { [ -n "$2" ] && [ "$1" = "$2" ] || { echo "  '$1' != '$2'" >&2; return 1; }; }
+check_rec() {
+    local name=$1 desc=$2; shift 2
+    if ! has_rec "$name"; then fail "$desc (no record: VMM run did not finish)"; return; fi
+    if "$@"; then pass "$desc ($(rec_time "$name")s)"; else fail "$desc"; show_rec "$name"; fi
+}
+all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
+
+for m in ${MODES//,/ }; do
+    M=main-$m R=reread-$m
+    tag="[$m]"
+    # md5 of a file in the host before/after: "HASH  PATH" lines.
+    host_md5() { rec_out "$1" | awk -v p="$2" '$2 == p {print $1; exit}'; }
+    irq_ok() {
+        local lines; lines=$(rec_out $M | tr -d '\r' | grep '^IRQ ')
+        echo "$lines" | sed 's/^/    /' >&2
+        [ -n "$lines" ] || return 1
+        if [ $m = msi ]; then
+            ! echo "$lines" | grep -qv 'PCI-MSI'
+        else
+            ! echo "$lines" | grep -q 'PCI-MSI' && ! echo "$lines" | grep -qv 'IO-APIC'
+        fi
+    }
+    [ $m = msi ] && irqdesc="virtio interrupts are PCI-MSI vectors" ||
+        irqdesc="pci=nomsi: virtio interrupts are IO-APIC lines, no PCI-MSI"
+    check_rec $M "$tag root filesystem on virtio-blk: init from /dev/vda (ext4), /data/testfile md5 as built" \
+        all "expect_status $M 0" "expect_out $M KESTREL-ROOTFS-INIT-OK" "expect_out $M '/dev/vda / ext4 rw'" \
+            "eq \"\$(val $M TESTFILE-MD5)\" $ROOT_MD5" "expect_out $M 'KESTREL-ROOTFS-SCENARIO-EXIT 0'"
+    check_rec $M "$tag three disks show up as vda, vdb, vdc in /proc/partitions" \
+        all "eq \"\$(val $M PARTITIONS)\" vda,vdb,vdc,"
+    check_rec $M "$tag $irqdesc" irq_ok
+    check_rec $R "$tag 4 MiB written + synced in boot 1 reads back in a second kestrel boot (same md5)" \
+        all "expect_status $R 0" "expect_out $R KESTREL-ROOTFS-INIT-OK" \
+            "eq \"\$(val $R REREAD-MD5)\" \"\$(val $M WRITTEN-MD5)\"" \
+            "eq \"\$(val $R TESTFILE-MD5)\" $ROOT_MD5"
+    check_rec $M "$tag readonly=on: /sys/block/vdb/ro is 1, rw mount and dd fail, contents readable" \
+        all "eq \"\$(val $M VDB-RO)\" 1" "eq \"\$(val $M VDB-MOUNT-RW)\" failed" \
+            "eq \"\$(val $M VDB-DD-WRITE)\" failed" "eq \"\$(val $M VDB-HELLO)\" kestrel-disk-test-file"
+    check_rec md5-after-$m "$tag readonly=on: the image's md5 in the test host is unchanged" \
+        all "eq \"\$(host_md5 md5-after-$m /tmp/ro.ext4)\" \"\$(host_md5 md5-before-$m /tmp/ro.ext4)\""
+    check_rec $M "$tag before reset: vdc reads the test host's checksum" \
+        all "eq \"\$(val $M VDC-MD5)\" \"\$(host_md5 md5-before-$m /tmp/data.img)\""
+    check_rec $M "$tag device reset (virtio-pci unbind/bind of vdc): reads the same checksum again" \
+        all "eq \"\$(val $M UNBIND)\" ok" "eq \"\$(val $M BIND)\" ok" "! expect_out $M VDC-STILL-THERE 2>/dev/null" \
+            "eq \"\$(val $M RESET-READ-MD5)\" \"\$(host_md5 md5-before-$m /tmp/data.img)\""
+    check_rec $M "$tag after reset: a 1 MiB write reads back in the guest (O_DIRECT) and lands in the image" \
+        all "eq \"\$(val $M RESET-WRITE)\" ok" \
+            "eq \"\$(val $M RESET-READBACK-MD5)\" \"\$(val $M RESET-WRITE-MD5)\"" \
+            "eq \"\$(val md5-after-$m region)\" \"\$(val $M RESET-WRITE-MD5)  -\""
+done
+finish
