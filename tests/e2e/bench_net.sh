@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Network benchmark: kestrel vs QEMU, virtio-net on a tap, with and without vhost-net, in
+# ONE run of the nested test host so all four see the same conditions:
+#   kestrel tap     --net tap=kt0,vhost=off
+#   kestrel vhost   --net tap=kt0,vhost=on
+#   QEMU tap        -netdev tap,ifname=kt0,vhost=off -device virtio-net-pci
+#   QEMU vhost      the same with vhost=on
+# For each: TCP throughput host -> guest and guest -> host (SIZE MiB, default 64, of a
+# fixed pattern, timed by the receiver), UDP rate of 64-byte datagrams sent by a tight loop
+# each way (counted by the receiver), and the VMM's own CPU time (all threads but the vCPUs)
+# and the kernel's vhost-net worker's during the two TCP transfers. Prints a table with
+# kestrel/QEMU ratios. Never fails on the numbers; a VMM that does not boot shows n/a.
+# Not part of `meson test`.
+#
+#   bench_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--size MIB] [--udp SECS]
+#
+# Traffic stays between the test host's tap (10.77.0.1) and the guest (10.77.0.2). Absolute
+# numbers are for a guest nested under a TCG-emulated host; only the ratios carry over.
+set -uo pipefail
+. "$(dirname "$0")/e2e-lib.sh"
+
+KESTREL_BIN=$REPO_ROOT/build/kestrel
+NETBENCH=
+STAMP=
+SIZE=64
+UDP=5
+REUSE=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --kestrel) KESTREL_BIN=$2; shift 2 ;;
+        --netbench) NETBENCH=$2; shift 2 ;;
+        --stamp) STAMP=$2; shift 2 ;;
+        --size) SIZE=$2; shift 2 ;;
+        --udp) UDP=$2; shift 2 ;;
+        --records) REUSE=$2; shift 2 ;;   # re-print the table of an earlier run (E2E_KEEP=1)
+        *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+    esac
+done
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-netbench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+if [ -z "$NETBENCH" ]; then
+    NETBENCH=$tmp/netbench
+    cc -std=gnu11 -O2 -static -o "$NETBENCH" "$E2E_DIR/netbench.c" || { echo "bench_net: cannot build netbench" >&2; exit 1; }
+fi
+rig_args=(--timeout 1800 --file "$NETBENCH:/usr/local/bin/netbench" ${STAMP:+--stamp "$STAMP"})
+if [ -x "$KESTREL_BIN" ]; then
+    rig_args+=(--kestrel "$KESTREL_BIN")
+else
+    echo "bench_net: no kestrel binary at $KESTREL_BIN; measuring QEMU only" >&2
+fi
+
+scenario=$tmp/scenario.sh
+{
+    echo "SIZE=$SIZE UDP=$UDP"
+    cat <<'EOF'
+QCMD='console=ttyS0 reboot=k panic=1 quiet'
+export GUEST_FILES="/usr/local/bin/netbench:/bin/netbench"
+BYTES=$((SIZE * 1048576))
+wait_for() {
+    local n=$(($1 * 2)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
+    return 1
+}
+wait_console() {
+    local n=$(($3 * 2))
+    while [ $n -gt 0 ]; do
+        grep -qF "$2" "$RIG_WORK/$1.out" 2> /dev/null && return 0
+        kill -0 "$KP" 2> /dev/null || { echo "H: VMM ended before '$2'"; return 1; }
+        usleep 500000; n=$((n - 1))
+    done
+    echo "H: timeout waiting for '$2'"; return 1
+}
+
+# The guest: TCP in, TCP out, UDP in, UDP out, in step with the host below.
+cat > $RIG_WORK/g-bench.sh <<GEOF
+BYTES=$BYTES UDP=$UDP
+GEOF
+cat >> $RIG_WORK/g-bench.sh <<'GEOF'
+A=10.77.0.2 P=10.77.0.1
+wait_for() {
+    local n=$(($1 * 2)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
+    return 1
+}
+modload virtio_pci virtio_net > /dev/null 2>&1 || echo "G: MODLOAD-FAIL"
+wait_for 20 test -e /sys/class/net/eth0 || echo "G: NO-ETH0"
+ip addr add $A/24 dev eth0; ip link set eth0 up
+wait_for 120 ping -c 1 -W 1 $P || echo "G: NO-PING"
+netbench recv -q -w 900 5002
+netbench send -n $BYTES -w 900 $P 5001
+netbench udprecv -t $UDP -w 120 5004
+sleep 2
+netbench udpsend -s 64 -t $((UDP + 2)) $P 5003
+echo "G: BENCH-DONE"
+netbench recv -q -w 60 5005 2> /dev/null
+GEOF
+G=$(guest_initrd bench $RIG_WORK/g-bench.sh)
+
+# bench NAME PROG CMD...: one VMM, the host's side of the exchanges.
+bench() {
+    local name=$1 prog=$2 h=$RIG_WORK/$1-host.txt
+    shift 2
+    run_vmm -t 600 $name "$@" &
+    VP=$!
+    KP=
+    wait_for 30 pidof $prog && KP=$(pidof $prog)
+    (
+        wait_for 60 ip link show kt0 || { echo "H: no kt0"; exit 1; }
+        ip addr add 10.77.0.1/24 dev kt0; ip link set kt0 up
+        wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
+        netbench send -p $KP -n $BYTES -w 900 10.77.0.2 5002
+        netbench recv -p $KP -q -w 900 5001
+        netbench udpsend -s 64 -t $((UDP + 1)) 10.77.0.2 5004
+        netbench udprecv -t $UDP -w 120 5003
+        wait_console $name "G: BENCH-DONE" 120
+        netbench send -n 0 -w 60 10.77.0.2 5005
+    ) > $h 2>&1
+    wait $VP
+    rig_put $name-host $h
+}
+K="kestrel --memory 512M --kernel $VMLINUZ --initrd $G --cmdline"
+# debug-threads=on names QEMU's vCPU threads "CPU N/KVM", so netbench can tell them apart.
+Q="$QEMU_KVM -name bench,debug-threads=on -m 512M -kernel $VMLINUZ -initrd $G -append"
+QNET="-netdev tap,id=n0,ifname=kt0,script=no,downscript=no"
+QDEV="-device virtio-net-pci,netdev=n0,romfile="
+if [ -x "$KESTREL" ]; then
+    bench kestrel-tap kestrel $K "$QCMD" --net tap=kt0,vhost=off
+    bench kestrel-vhost kestrel $K "$QCMD" --net tap=kt0,vhost=on
+fi
+bench qemu-tap qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=off $QDEV
+bench qemu-vhost qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=on $QDEV
+EOF
+} > "$scenario"
+
+echo "# bench_net: TCP ${SIZE} MiB each way, UDP 64-byte datagrams for ${UDP} s each way"
+if [ -n "$REUSE" ]; then
+    RUN_DIR=$REUSE
+elif ! rig_run "$scenario" "${rig_args[@]}"; then
+    echo "bench_net: the test host did not finish the scenario (see $RUN_DIR/console.log)"
+fi
+echo "# run dir: $RUN_DIR"
+
+python3 - "$RUN_DIR/records" <<'EOF'
+import os, re, sys
+rec = sys.argv[1]
+
+def read(name):
+    try:
+        with open(os.path.join(rec, name, "stdout"), "rb") as f:
+            return f.read().decode("latin-1").replace("\r", "")
+    except OSError:
+        return ""
+
+def num(text, pattern):
+    m = re.search(pattern, text, re.M)
+    return float(m.group(1)) if m else None
+
+rows = {}
+for cfg in ("kestrel-tap", "kestrel-vhost", "qemu-tap", "qemu-vhost"):
+    g, h = read(cfg), read(cfg + "-host")
+    cpu = [max(int(x), 0) for x in re.findall(r"^netbench: cpu .* vmm=(-?\d+)", h, re.M)]
+    vh = [int(x) for x in re.findall(r"^netbench: cpu .* vhost=(\d+)", h, re.M)]
+    rows[cfg] = {
+        # Each rate as the receiver saw it.
+        "tcp_in": num(g, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
+        "tcp_out": num(h, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
+        "udp_in": num(g, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
+        "udp_out": num(h, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
+        "udp_in_sent": num(h, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
+        "udp_out_sent": num(g, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
+        "cpu": sum(cpu) if len(cpu) == 2 else None,
+        "vhost": sum(vh) if len(vh) == 2 else None,
+    }
+
+cols = [("tcp_in", "TCP host->guest MB/s", "%.2f"), ("tcp_out", "TCP guest->host MB/s", "%.2f"),
+        ("udp_in", "UDP64 host->guest pkt/s", "%.0f"), ("udp_out", "UDP64 guest->host pkt/s", "%.0f"),
+        ("udp_in_sent", "(host sent pkt/s)", "%.0f"), ("udp_out_sent", "(guest sent pkt/s)", "%.0f"),
+        ("cpu", "VMM CPU ms, 2 TCP xfers", "%.0f"), ("vhost", "vhost worker CPU ms", "%.0f")]
+
+def fmt(v, f):
+    return "n/a" if v is None else f % v
+
+def ratio(a, b):
+    return "n/a" if a is None or b is None or b == 0 else "%.2f" % (a / b)
+
+w = 26
+print("%-*s %14s %14s %14s %14s %13s %13s" % (w, "", "kestrel tap", "QEMU tap", "ratio k/Q",
+                                             "kestrel vhost", "QEMU vhost", "ratio k/Q"))
+for key, label, f in cols:
+    kt, qt, kv, qv = (rows[c][key] for c in ("kestrel-tap", "qemu-tap", "kestrel-vhost", "qemu-vhost"))
+    print("%-*s %14s %14s %14s %14s %13s %13s" % (w, label, fmt(kt, f), fmt(qt, f), ratio(kt, qt),
+                                                 fmt(kv, f), fmt(qv, f), ratio(kv, qv)))
+print("(rates as the receiver measured them; VMM CPU = utime+stime of every VMM thread but the")
+print(" vCPUs; vhost worker = the kernel's vhost-PID thread, during the same two transfers)")
+EOF
+[ -n "$REUSE" ] || [ -n "${E2E_KEEP:-}" ] || rm -rf "$RUN_DIR"

@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# virtio-net checks for kestrel, inside the nested test host (issue #4).
+#
+#   test_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--checks LIST] [--size MIB]
+#               [--records RUN_DIR]   (re-check an earlier run kept with E2E_KEEP=1)
+#
+# The test host's tap kt0 is 10.77.0.1/24 and the guest's eth0 10.77.0.2/24 (kt1 and eth1:
+# 10.78.0.x); no traffic goes anywhere else. LIST is a comma list of:
+#   off    --net tap=kt0,vhost=off: ping both ways; SIZE MiB (default 64) of random data
+#          each way over TCP arrives with the sender's md5; the guest's `ip link set eth0
+#          down/up` and a virtio-pci driver unbind/bind keep the link working (ping both ways)
+#   on     the same with vhost=on; kestrel says it chose vhost-net, and the kernel's worker
+#          (vhost-PID) has CPU time during the transfers
+#   cpu    (needs off and on) kestrel's own CPU time during the transfers: with vhost-net
+#          it must be below 10% of what kestrel spends moving the packets itself
+#   mq     --cpus 2 --net tap=kt0,queues=2: the guest has rx-0 rx-1 tx-0 tx-1, ping, the
+#          transfers with md5, the resets
+#   mtu    --net tap=kt0,mtu=9000: the guest's eth0 comes up with MTU 9000, 8000- and
+#          8972-byte pings both ways without IP fragmentation on the guest side
+#   two    --net tap=kt0 --net tap=kt1: two NICs, two subnets, pings and a 16 MiB transfer
+#          on each at the same time
+# All listed checks share one boot of the test host. Prints PASS/FAIL lines and
+# "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+. "$(dirname "$0")/e2e-lib.sh"
+
+KESTREL_BIN=$REPO_ROOT/build/kestrel
+NETBENCH=
+STAMP=
+CHECKS=off,on,cpu,mq,mtu,two
+SIZE=64
+REUSE=
+LIMIT=${E2E_VMM_TIMEOUT:-300}   # seconds per kestrel run inside the test host
+while [ $# -gt 0 ]; do
+    case $1 in
+        --kestrel) KESTREL_BIN=$2; shift 2 ;;
+        --netbench) NETBENCH=$2; shift 2 ;;
+        --stamp) STAMP=$2; shift 2 ;;
+        --checks) CHECKS=$2; shift 2 ;;
+        --size) SIZE=$2; shift 2 ;;
+        --records) REUSE=$2; shift 2 ;;   # re-check the records of an earlier run (E2E_KEEP=1)
+        *) sed -n '2,23p' "$0" >&2; exit 2 ;;
+    esac
+done
+want() { [[ ",$CHECKS," == *",$1,"* ]]; }
+[ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-net.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+# netbench (tests/e2e/netbench.c) runs in the test host and in the guest: build it static.
+if [ -z "$NETBENCH" ]; then
+    NETBENCH=$tmp/netbench
+    cc -std=gnu11 -O2 -static -o "$NETBENCH" "$E2E_DIR/netbench.c" ||
+        { echo "FAIL: cannot build netbench"; echo "0 passed, 1 failed"; exit 1; }
+fi
+rig_args=(--timeout 1500 --kestrel "$KESTREL_BIN" --file "$NETBENCH:/usr/local/bin/netbench"
+    ${STAMP:+--stamp "$STAMP"})
+
+scenario=$tmp/scenario.sh
+{
+    echo "L=$LIMIT SIZE=$SIZE"
+    cat <<'EOF'
+QCMD='console=ttyS0 reboot=k panic=1 quiet'
+NB=/usr/local/bin/netbench
+export GUEST_FILES="$NB:/bin/netbench"
+
+# wait_for SECS CMD...: retry CMD every 0.5 s until it succeeds.
+wait_for() {
+    local n=$(($1 * 2)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
+    return 1
+}
+# wait_console NAME TEXT SECS: the guest printed TEXT (kestrel is still running).
+wait_console() {
+    local n=$(($3 * 2))
+    while [ $n -gt 0 ]; do
+        grep -qF "$2" "$RIG_WORK/$1.out" 2> /dev/null && return 0
+        kill -0 "$KP" 2> /dev/null || { echo "H: VMM ended before '$2'"; return 1; }
+        usleep 500000; n=$((n - 1))
+    done
+    echo "H: timeout waiting for '$2'"; return 1
+}
+# start_vmm NAME CMD...: run_vmm in the background; VP is its pid, KP the VMM's.
+start_vmm() {
+    local name=$1 prog=$2; shift
+    run_vmm -t $L "$name" "$@" &
+    VP=$!
+    KP=
+    wait_for 30 pidof "$prog" && KP=$(pidof "$prog")
+}
+# host_tap DEV ADDR [MTU]: configure the host side of a tap the VMM created.
+host_tap() {
+    wait_for 60 ip link show "$1" || { echo "H: no $1"; return 1; }
+    ip addr add "$2/24" dev "$1"
+    [ -n "${3:-}" ] && ip link set "$1" mtu "$3"
+    ip link set "$1" up
+}
+frags() { awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print "reasm=" $c["ReasmReqds"] " frag=" $c["FragCreates"] }' /proc/net/snmp; }
+# pings DESC ADDR [ping options]: print "H: DESC-OK" or "H: DESC-FAIL".
+pings() { local d=$1 a=$2; shift 2; ping -c 3 -W 5 "$@" "$a" > /dev/null 2>&1 && echo "H: $d-OK" || echo "H: $d-FAIL"; }
+
+# --- the guest's side ---------------------------------------------------------------
+cat > $RIG_WORK/g-common.sh <<'GEOF'
+A=10.77.0.2 P=10.77.0.1
+say() { echo "G: $*"; }
+wait_for() {
+    local n=$(($1 * 2)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
+    return 1
+}
+pings() { local d=$1 a=$2; shift 2; ping -c 3 -W 5 "$@" "$a" > /dev/null 2>&1 && say "$d-OK" || say "$d-FAIL"; }
+frags() { awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print "reasm=" $c["ReasmReqds"] " frag=" $c["FragCreates"] }' /proc/net/snmp; }
+modload virtio_pci virtio_net > /dev/null 2>&1 || say MODLOAD-FAIL
+wait_for 20 test -e /sys/class/net/eth0 || say NO-ETH0
+GEOF
+
+# full: ping, transfers each way with md5, link down/up, driver unbind/bind.
+{ cat $RIG_WORK/g-common.sh; echo "S=$SIZE"; cat <<'GEOF'
+ip addr add $A/24 dev eth0; ip link set eth0 up
+wait_for 120 ping -c 1 -W 1 $P
+pings PING $P
+say QUEUES $(ls /sys/class/net/eth0/queues | tr '\n' ' ')
+head -c $((S * 1048576)) /dev/urandom > /tmp/d
+say SENT-MD5 $(md5sum < /tmp/d)
+say READY-RX
+md=$(netbench recv -w 900 5002 2> /tmp/e | md5sum); cat /tmp/e
+say RECV-MD5 $md
+netbench send -w 900 $P 5001 /tmp/d
+rm -f /tmp/d
+grep virtio /proc/interrupts | awk '{ s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print "G: IRQ", $NF, s }'
+ip link set eth0 down; ip link set eth0 up
+wait_for 30 ping -c 1 -W 1 $P && say LINKCYCLE-PING-OK || say LINKCYCLE-PING-FAIL
+pci=$(basename "$(readlink -f /sys/class/net/eth0/device/..)")
+say PCI $pci
+echo $pci > /sys/bus/pci/drivers/virtio-pci/unbind
+wait_for 10 sh -c '! test -e /sys/class/net/eth0'
+echo $pci > /sys/bus/pci/drivers/virtio-pci/bind
+wait_for 20 test -e /sys/class/net/eth0 || say NO-ETH0-AFTER-BIND
+ip addr add $A/24 dev eth0; ip link set eth0 up
+wait_for 30 ping -c 1 -W 1 $P && say REBIND-PING-OK || say REBIND-PING-FAIL
+say RESET-DONE
+netbench recv -q -w 120 5003 2> /dev/null
+GEOF
+} > $RIG_WORK/g-full.sh
+
+# mtu: eth0 at 9000, large pings without fragmenting.
+{ cat $RIG_WORK/g-common.sh; cat <<'GEOF'
+say MTU-INITIAL $(cat /sys/class/net/eth0/mtu)
+ip link set eth0 mtu 9000 || say MTU-SET-FAIL
+ip addr add $A/24 dev eth0; ip link set eth0 up
+wait_for 120 ping -c 1 -W 1 $P
+say MTU $(cat /sys/class/net/eth0/mtu)
+say FRAGS-BEFORE $(frags)
+pings BIGPING $P -s 8000
+pings MAXPING $P -s 8972
+say FRAGS-AFTER $(frags)
+say MTU-DONE
+netbench recv -q -w 120 5003 2> /dev/null
+GEOF
+} > $RIG_WORK/g-mtu.sh
+
+# two: eth0/eth1 found by MAC, one per subnet, used at the same time.
+{ cat $RIG_WORK/g-common.sh; cat <<'GEOF'
+wait_for 20 test -e /sys/class/net/eth1 || say NO-ETH1
+for d in /sys/class/net/eth*; do
+    case $(cat $d/address) in
+        52:54:00:77:00:02) I0=${d##*/} ;;
+        52:54:00:78:00:02) I1=${d##*/} ;;
+    esac
+done
+say NICS kt0=${I0:-none} kt1=${I1:-none}
+ip addr add 10.77.0.2/24 dev $I0; ip link set $I0 up
+ip addr add 10.78.0.2/24 dev $I1; ip link set $I1 up
+wait_for 120 ping -c 1 -W 1 10.77.0.1
+wait_for 30 ping -c 1 -W 1 10.78.0.1
+pings PING0 10.77.0.1 & pings PING1 10.78.0.1 & wait
+netbench send -n 16777216 -w 600 10.77.0.1 5001 2> /tmp/e0 &
+netbench send -n 16777216 -w 600 10.78.0.1 5011 2> /tmp/e1 &
+wait
+sed 's/^/G: NIC0 /' /tmp/e0; sed 's/^/G: NIC1 /' /tmp/e1
+say TWO-DONE
+netbench recv -q -w 120 5003 2> /dev/null
+GEOF
+} > $RIG_WORK/g-two.sh
+
+# --- the test host's side -------------------------------------------------------------
+# net_full NAME KESTREL-NET-ARGS...: one guest running g-full.sh.
+net_full() {
+    local name=$1 h=$RIG_WORK/$1-host.txt
+    shift
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" "$@"
+    (
+        host_tap kt0 10.77.0.1 || exit 1
+        wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
+        pings PING 10.77.0.2
+        head -c $((SIZE * 1048576)) /dev/urandom > /tmp/hd
+        echo "H: SENT-MD5 $(md5sum < /tmp/hd)"
+        wait_console $name "G: READY-RX" 300 || exit 1
+        netbench send -p $KP -w 900 10.77.0.2 5002 /tmp/hd
+        rm -f /tmp/hd
+        echo "H: RECV-MD5 $(netbench recv -p $KP -w 900 5001 | md5sum)"
+        wait_console $name "G: RESET-DONE" 180 || exit 1
+        pings RESET-PING 10.77.0.2
+        netbench send -n 0 -w 60 10.77.0.2 5003
+    ) > $h 2>&1
+    wait $VP
+    rig_put $name-host $h
+}
+
+net_mtu() {
+    local name=mtu h=$RIG_WORK/mtu-host.txt
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_MTU --cmdline "$QCMD" --net tap=kt0,mtu=9000
+    (
+        host_tap kt0 10.77.0.1 9000 || exit 1
+        echo "H: MTU $(cat /sys/class/net/kt0/mtu)"
+        wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
+        echo "H: FRAGS-BEFORE $(frags)"
+        pings BIGPING 10.77.0.2 -s 8000
+        pings MAXPING 10.77.0.2 -s 8972
+        echo "H: FRAGS-AFTER $(frags)"
+        wait_console $name "G: MTU-DONE" 120 || exit 1
+        netbench send -n 0 -w 60 10.77.0.2 5003
+    ) > $h 2>&1
+    wait $VP
+    rig_put $name-host $h
+}
+
+net_two() {
+    local name=two h=$RIG_WORK/two-host.txt
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_TWO --cmdline "$QCMD" \
+        --net tap=kt0,mac=52:54:00:77:00:02 --net tap=kt1,mac=52:54:00:78:00:02
+    (
+        host_tap kt0 10.77.0.1 || exit 1
+        host_tap kt1 10.78.0.1 || exit 1
+        netbench recv -q -w 600 5001 2> $RIG_WORK/two-r0 &
+        netbench recv -q -w 600 5011 2> $RIG_WORK/two-r1 &
+        wait_for 240 ping -c 1 -W 1 10.77.0.2 || echo "H: guest never answered on kt0"
+        wait_for 30 ping -c 1 -W 1 10.78.0.2 || echo "H: guest never answered on kt1"
+        pings PING0 10.77.0.2 & p0=$!
+        pings PING1 10.78.0.2 & p1=$!
+        wait $p0 $p1
+        wait_console $name "G: TWO-DONE" 300
+        wait
+        sed 's/^/H: NIC0 /' $RIG_WORK/two-r0; sed 's/^/H: NIC1 /' $RIG_WORK/two-r1
+        netbench send -n 0 -w 60 10.77.0.2 5003
+    ) > $h 2>&1
+    wait $VP
+    rig_put $name-host $h
+}
+
+G_FULL=$(guest_initrd full $RIG_WORK/g-full.sh)
+G_MTU=$(guest_initrd mtu $RIG_WORK/g-mtu.sh)
+G_TWO=$(guest_initrd two $RIG_WORK/g-two.sh)
+EOF
+    want off && echo 'net_full off --net tap=kt0,vhost=off'
+    want on && echo 'net_full on --net tap=kt0,vhost=on'
+    want mq && echo 'net_full mq --cpus 2 --net tap=kt0,queues=2'
+    want mtu && echo 'net_mtu'
+    want two && echo 'net_two'
+} > "$scenario"
+
+echo "# test_net: checks=$CHECKS size=${SIZE}MiB"
+t0=$(date +%s)
+if [ -n "$REUSE" ]; then
+    RUN_DIR=$REUSE
+elif ! rig_run "$scenario" "${rig_args[@]}"; then
+    fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
+fi
+echo "# run dir: $RUN_DIR ($(($(date +%s) - t0)) s)"
+
+# Console lines of the guest (G: ...) and the host side (H: ..., netbench: ...).
+gout() { rec_out "$1" | tr -d '\r'; }
+hout() { rec_out "$1-host" | tr -d '\r'; }
+gval() { gout "$1" | sed -n "s/^G: $2 //p" | head -1 | awk '{print $1}'; }
+hval() { hout "$1" | sed -n "s/^H: $2 //p" | head -1 | awk '{print $1}'; }
+has_g() { gout "$1" | grep -qxF "G: $2" || { echo "  $1: guest did not print '$2'" >&2; return 1; }; }
+has_h() { hout "$1" | grep -qxF "H: $2" || { echo "  $1: host did not print '$2'" >&2; return 1; }; }
+EMPTY_MD5=d41d8cd98f00b204e9800998ecf8427e
+# same_md5 DESC A B: two non-empty, equal md5s that are not the md5 of nothing.
+same_md5() {
+    echo "  $1: sent $2, received $3"
+    [ -n "$2" ] && [ "$2" = "$3" ] && [ "$2" != "$EMPTY_MD5" ]
+}
+# nb_bytes TEXT MODE: the byte count of a "netbench: MODE N bytes ..." line.
+nb_line() { grep -m1 "^netbench: $2 " <<< "$1"; }
+nb_bytes() { nb_line "$1" "$2" | awk '{print $3}'; }
+nb_rate() { nb_line "$1" "$2" | awk '{print $9}'; }
+
+# expect_err_has NAME TEXT: kestrel's stderr has the line TEXT.
+expect_err_has() { rec_err "$1" | tr -d '\r' | grep -qxF -- "$2" || { echo "  $1: no line '$2' on stderr" >&2; return 1; }; }
+# check_rec NAME DESCRIPTION CONDITION...: PASS/FAIL, the record's tail on failure.
+check_rec() {
+    local name=$1 desc=$2; shift 2
+    if ! has_rec "$name"; then fail "$desc (no record: VMM run did not finish)"; return; fi
+    local ok=0
+    if [ $# -eq 1 ]; then eval "$1" || ok=1; else "$@" || ok=1; fi
+    if [ $ok = 0 ]; then pass "$desc"; else fail "$desc"; show_rec "$name"; has_rec "$name-host" && { echo "---- $name-host:"; hout "$name" | tail -n 15 | sed 's/^/    /'; }; fi
+}
+all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
+
+BYTES=$((SIZE * 1048576))
+# check_full NAME DESC: the checks of one net_full run.
+check_full() {
+    local n=$1 d=$2
+    check_rec $n "$d: kestrel ran the guest to its end (exit 0, $(rec_time $n)s)" \
+        all "expect_status $n 0" "expect_out $n KESTREL-GUEST-SCENARIO-EXIT"
+    check_rec $n "$d: ping guest -> host and host -> guest" all "has_g $n PING-OK" "has_h $n PING-OK"
+    local g h
+    g=$(gout $n); h=$(hout $n)
+    echo "  $n: host->guest $(nb_rate "$h" send) MB/s, guest->host $(nb_rate "$g" send) MB/s"
+    check_rec $n "$d: $SIZE MiB host -> guest over TCP, md5 matches" \
+        all "same_md5 host-to-guest '$(hval $n SENT-MD5)' '$(gval $n RECV-MD5)'" \
+            "[ '$(nb_bytes "$g" recv)' = $BYTES ]"
+    check_rec $n "$d: $SIZE MiB guest -> host over TCP, md5 matches" \
+        all "same_md5 guest-to-host '$(gval $n SENT-MD5)' '$(hval $n RECV-MD5)'" \
+            "[ '$(nb_bytes "$h" recv)' = $BYTES ]"
+    check_rec $n "$d: guest ip link down/up, then ping" "has_g $n LINKCYCLE-PING-OK"
+    check_rec $n "$d: guest driver unbind/bind ($(gval $n PCI)), then ping both ways" \
+        all "has_g $n REBIND-PING-OK" "has_h $n RESET-PING-OK"
+}
+# cpu_ms NAME FIELD: the sum of FIELD (proc, vmm, vcpu, vhost) over the host's two cpu lines.
+cpu_ms() { hout "$1" | sed -n "s/^netbench: cpu .* $2=\([0-9]*\).*/\1/p" | awk '{s += $1} END {print s + 0}'; }
+
+if want off; then
+    check_full off "vhost=off"
+    check_rec off "vhost=off: kestrel moves the packets itself" expect_err_has off 'kestrel: net0 on kt0: tap'
+fi
+if want on; then
+    check_full on "vhost=on"
+    check_rec on "vhost=on: kestrel says it chose vhost-net" expect_err_has on 'kestrel: net0 on kt0: vhost-net'
+    # The claim alone proves nothing: the kernel's worker (vhost-PID) must have done the work.
+    check_rec on "vhost=on: the kernel's vhost-net worker moved the data ($(cpu_ms on vhost) ms of CPU in vhost-$(hout on | sed -n 's/^netbench: cpu pid=\([0-9]*\).*/\1/p' | head -1) during the transfers)" \
+        "[ \"\$(hout on | grep -c '^netbench: cpu .* vhost=')\" = 2 ] && [ $(cpu_ms on vhost) -gt 0 ]"
+fi
+if want cpu && want off && want on; then
+    for n in off on; do
+        echo "  kestrel CPU during the 2x$SIZE MiB transfers, vhost=$n: utime+stime (all threads) $(cpu_ms $n proc) ms; vCPU threads $(cpu_ms $n vcpu) ms; the rest (event loop, main): $(cpu_ms $n vmm) ms; kernel vhost worker $(cpu_ms $n vhost) ms"
+    done
+    cpu_ok() {
+        local a b; a=$(cpu_ms off vmm); b=$(cpu_ms on vmm)
+        [ "$(hout off | grep -c '^netbench: cpu')" = 2 ] && [ "$(hout on | grep -c '^netbench: cpu')" = 2 ] &&
+            [ "$a" -gt 0 ] && [ $((b * 10)) -lt "$a" ]
+    }
+    check_rec on "vhost=on: kestrel's own CPU time ($(cpu_ms on vmm) ms) < 10% of vhost=off's ($(cpu_ms off vmm) ms)" cpu_ok
+fi
+if want mq; then
+    check_rec mq "queues=2: the guest has rx-0 rx-1 tx-0 tx-1" \
+        eval "[ \"\$(gout mq | sed -n 's/^G: QUEUES //p' | tr -s ' ' | sed 's/ *\$//')\" = 'rx-0 rx-1 tx-0 tx-1' ] || { gout mq | grep '^G: QUEUES' >&2; false; }"
+    check_full mq "queues=2"
+    gout mq | grep '^G: IRQ' | sed 's/^/  mq: /'
+fi
+if want mtu; then
+    echo "  mtu: guest eth0 initial $(gval mtu MTU-INITIAL), after set $(gval mtu MTU); host kt0 $(hval mtu MTU); guest IP counters before $(gout mtu | sed -n 's/^G: FRAGS-BEFORE //p'), after $(gout mtu | sed -n 's/^G: FRAGS-AFTER //p')"
+    check_rec mtu "mtu=9000: kestrel ran the guest to its end (exit 0, $(rec_time mtu)s)" \
+        all "expect_status mtu 0" "expect_out mtu KESTREL-GUEST-SCENARIO-EXIT"
+    check_rec mtu "mtu=9000: the guest's eth0 comes up with MTU 9000 (offered by kestrel)" \
+        "[ '$(gval mtu MTU-INITIAL)' = 9000 ] && [ '$(gval mtu MTU)' = 9000 ] && [ '$(hval mtu MTU)' = 9000 ]"
+    check_rec mtu "mtu=9000: 8000- and 8972-byte pings guest -> host" all "has_g mtu BIGPING-OK" "has_g mtu MAXPING-OK"
+    check_rec mtu "mtu=9000: 8000- and 8972-byte pings host -> guest" all "has_h mtu BIGPING-OK" "has_h mtu MAXPING-OK"
+    check_rec mtu "mtu=9000: the guest neither fragmented nor reassembled" \
+        "[ -n '$(gout mtu | sed -n 's/^G: FRAGS-BEFORE //p')' ] && [ '$(gout mtu | sed -n 's/^G: FRAGS-BEFORE //p')' = '$(gout mtu | sed -n 's/^G: FRAGS-AFTER //p')' ]"
+fi
+if want two; then
+    echo "  two: $(gout two | grep '^G: NICS')"
+    check_rec two "two NICs: kestrel ran the guest to its end (exit 0, $(rec_time two)s)" \
+        all "expect_status two 0" "expect_out two KESTREL-GUEST-SCENARIO-EXIT"
+    check_rec two "two NICs: ping on kt0 and kt1 at once, both ways" \
+        all "has_g two PING0-OK" "has_g two PING1-OK" "has_h two PING0-OK" "has_h two PING1-OK"
+    check_rec two "two NICs: 16 MiB on each at once, all bytes arrive" \
+        "[ \"\$(hout two | sed -n 's/^H: NIC0 netbench: recv \([0-9]*\) .*/\1/p')\" = 16777216 ] && [ \"\$(hout two | sed -n 's/^H: NIC1 netbench: recv \([0-9]*\) .*/\1/p')\" = 16777216 ]"
+fi
+finish
