@@ -39,12 +39,6 @@ struct ctrl_msg {
 };
 
 /* An fd in the event loop with the events we currently want (none: not registered). */
-struct watch {
-	struct event_handler h;
-	uint32_t events;
-	bool registered;
-};
-
 struct console;
 
 struct console_port {
@@ -52,9 +46,9 @@ struct console_port {
 	unsigned int id;
 	char *name; /* NULL for port 0 */
 	char *socket_path;
-	struct watch listen;
-	struct watch client; /* client.h.fd is -1 without a client */
-	bool peer_closed;    /* the client shut down its sending side; drain, then close */
+	struct event_watch listen;
+	struct event_watch client; /* client.h.fd is -1 without a client */
+	bool peer_closed;	   /* the client shut down its sending side; drain, then close */
 
 	/* Driver state, forgotten at reset. */
 	bool ready;	 /* PORT_READY(id, 1) received */
@@ -76,8 +70,8 @@ struct console {
 	bool device_ready; /* DEVICE_READY received */
 
 	/* Port 0 host side: input ring and the terminal fds (not ours to close). */
-	struct watch in;  /* console_in_fd, EPOLLIN while the ring has room */
-	struct watch out; /* console_out_fd (a dup if equal to the input fd), EPOLLOUT */
+	struct event_watch in;	/* console_in_fd, EPOLLIN while the ring has room */
+	struct event_watch out; /* console_out_fd (a dup if equal to the input fd), EPOLLOUT */
 	bool out_dup;
 	bool in_eof;
 	uint8_t *inbuf;
@@ -147,29 +141,9 @@ static void set_broken(struct console *c)
 	c->signal_reset = true;
 }
 
-static void watch_set(struct console *c, struct watch *w, uint32_t events)
+static void watch_set(struct console *c, struct event_watch *w, uint32_t events)
 {
-	struct epoll_event ev = {.events = events, .data.ptr = &w->h};
-
-	if (w->h.fd < 0 || !c->loop) {
-		w->registered = false;
-		return;
-	}
-	if (!events) {
-		if (w->registered)
-			event_loop_del(c->loop, &w->h);
-		w->registered = false;
-	} else if (!w->registered) {
-		if (event_loop_add(c->loop, &w->h, events, NULL) == 0)
-			w->registered = true;
-	} else if (events != w->events) {
-		/* event_loop has no "modify"; the epoll fd is public. */
-		if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, w->h.fd, &ev) < 0) {
-			event_loop_del(c->loop, &w->h);
-			w->registered = false;
-		}
-	}
-	w->events = w->registered ? events : 0;
+	event_loop_watch(c->loop, w, events);
 }
 
 /* Control messages to the driver */
@@ -370,7 +344,7 @@ static void port_tx_drain(struct console_port *p)
 	struct console *c = p->c;
 	uint16_t q = tx_q(p->id);
 	struct virtqueue *vq = &c->dev.vqs[q];
-	struct watch *w;
+	struct event_watch *w;
 	bool pushed = false;
 	int r = 0;
 

@@ -46,12 +46,6 @@
 	 F(VIRTIO_NET_F_GUEST_ECN) | F(VIRTIO_NET_F_GUEST_UFO))
 
 /* An fd in the event loop with the events we currently want (none: not registered). */
-struct watch {
-	struct event_handler h;
-	uint32_t events;
-	bool registered;
-};
-
 struct held_buf {
 	uint16_t head;
 	uint32_t len;
@@ -69,10 +63,10 @@ struct own_call {
 struct net_pair {
 	struct net_dev *n;
 	unsigned int index;
-	struct watch tap; /* EPOLLIN while RX has buffers, EPOLLOUT while TX is blocked */
-	bool rx_want;	  /* the guest has buffers: poll the tap for input */
-	bool tx_blocked;  /* the tap was full: wait for EPOLLOUT */
-	bool eof;	  /* a raw fd's peer went away: never read again */
+	struct event_watch tap; /* EPOLLIN while RX has buffers, EPOLLOUT while TX is blocked */
+	bool rx_want;		/* the guest has buffers: poll the tap for input */
+	bool tx_blocked;	/* the tap was full: wait for EPOLLOUT */
+	bool eof;		/* a raw fd's peer went away: never read again */
 
 	/* The RX frame being placed (read, not yet all in guest buffers). */
 	uint8_t *buf;
@@ -182,30 +176,9 @@ static void set_broken(struct net_dev *n)
 	n->signal_reset = true;
 }
 
-static void watch_set(struct net_dev *n, struct watch *w, uint32_t events)
+static void watch_set(struct net_dev *n, struct event_watch *w, uint32_t events)
 {
-	struct epoll_event ev = {.events = events, .data.ptr = &w->h};
-
-	if (w->h.fd < 0 || !n->loop) {
-		w->registered = false;
-		w->events = 0;
-		return;
-	}
-	if (!events) {
-		if (w->registered)
-			event_loop_del(n->loop, &w->h);
-		w->registered = false;
-	} else if (!w->registered) {
-		if (event_loop_add(n->loop, &w->h, events, NULL) == 0)
-			w->registered = true;
-	} else if (events != w->events) {
-		/* event_loop has no "modify"; the epoll fd is public. */
-		if (epoll_ctl(n->loop->epfd, EPOLL_CTL_MOD, w->h.fd, &ev) < 0) {
-			event_loop_del(n->loop, &w->h);
-			w->registered = false;
-		}
-	}
-	w->events = w->registered ? events : 0;
+	event_loop_watch(n->loop, w, events);
 }
 
 static bool pair_served(const struct net_dev *n, const struct net_pair *p)

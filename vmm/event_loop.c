@@ -120,6 +120,31 @@ int event_loop_del(struct event_loop *el, struct event_handler *h)
 	return epoll_ctl(el->epfd, EPOLL_CTL_DEL, h->fd, NULL);
 }
 
+void event_loop_watch(struct event_loop *el, struct event_watch *w, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = &w->h};
+
+	if (w->h.fd < 0 || !el) {
+		w->registered = false;
+		w->events = 0;
+		return;
+	}
+	if (!events) {
+		if (w->registered)
+			event_loop_del(el, &w->h);
+		w->registered = false;
+	} else if (!w->registered) {
+		if (event_loop_add(el, &w->h, events, NULL) == 0)
+			w->registered = true;
+	} else if (events != w->events) {
+		if (epoll_ctl(el->epfd, EPOLL_CTL_MOD, w->h.fd, &ev) < 0) {
+			event_loop_del(el, &w->h);
+			w->registered = false;
+		}
+	}
+	w->events = w->registered ? events : 0;
+}
+
 static void *event_loop_thread(void *arg)
 {
 	struct event_loop *el = arg;

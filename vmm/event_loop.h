@@ -6,6 +6,7 @@
 #define KESTREL_EVENT_LOOP_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "vmm/error.h"
@@ -20,6 +21,16 @@ struct event_handler {
 };
 
 struct event_loop_call;
+
+/*
+ * A handler whose interest changes over time (read only while the guest has buffers, write
+ * only while output is pending): event_loop_watch() adds, modifies or removes it as needed.
+ */
+struct event_watch {
+	struct event_handler h;
+	uint32_t events; /* what it is registered for now; 0 when not registered */
+	bool registered;
+};
 
 struct event_loop {
 	int epfd;
@@ -37,6 +48,8 @@ int event_loop_init(struct event_loop *el, struct kerr *err);
 int event_loop_add(struct event_loop *el, struct event_handler *h, uint32_t events,
 		   struct kerr *err);
 int event_loop_del(struct event_loop *el, struct event_handler *h);
+/* Makes w's registration match events (0: unregistered). A NULL loop or fd < 0 does nothing. */
+void event_loop_watch(struct event_loop *el, struct event_watch *w, uint32_t events);
 int event_loop_start(struct event_loop *el, struct kerr *err);
 void event_loop_stop(struct event_loop *el); /* joins the thread */
 void event_loop_destroy(struct event_loop *el);
