@@ -8,11 +8,15 @@
 #include <unistd.h>
 
 #include "arch/x86/cpu.h"
+#include "arch/x86/layout.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
 #include "virtio/pci.h"
 #include "vmm/vm.h"
+
+_Static_assert(PCI_ECAM_BASE == X86_PCI_ECAM_BASE && PCI_ECAM_SIZE == X86_PCI_ECAM_SIZE,
+	       "the ECAM window must be where the e820 map reserves it");
 
 static int plat_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, struct kerr *err)
 {

@@ -23,6 +23,10 @@
 #define X86_PCI_HOLE_START 0xc0000000ULL /* 3 GiB: RAM above this moves to 4 GiB */
 #define X86_4G 0x100000000ULL
 
+/* PCI's ECAM (MMCONFIG) window for bus 0, inside the hole; reserved in e820. */
+#define X86_PCI_ECAM_BASE 0xe0000000ULL
+#define X86_PCI_ECAM_SIZE 0x100000ULL
+
 /* The TSS and identity-map page KVM needs on Intel hosts sit just below 4 GiB, in the hole. */
 #define X86_TSS_ADDR 0xfffbd000ULL
 #define X86_IDENTITY_MAP_ADDR 0xfffbc000ULL
