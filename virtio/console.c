@@ -81,9 +81,7 @@ struct console {
 	unsigned int ctrl_count;
 
 	uint8_t config[sizeof(struct virtio_console_config)];
-	/* Interrupts to raise once the lock is dropped. */
-	uint64_t signal_mask;
-	bool signal_reset;
+	struct virtio_irqs irqs; /* raised once the lock is dropped */
 
 	struct virtq_chain ctrl_tx_chain, ctrl_rx_chain, rx_chain;
 	struct iovec iov[VIRTQ_MAX_SEGS];
@@ -112,33 +110,22 @@ static void lock(struct console *c)
 
 static void unlock(struct console *c)
 {
-	uint64_t mask = c->signal_mask;
-	bool reset = c->signal_reset;
-	struct virtio_dev *d = &c->dev;
+	struct virtio_irqs irqs = virtio_irqs_take(&c->irqs);
 
-	c->signal_mask = 0;
-	c->signal_reset = false;
 	pthread_mutex_unlock(&c->lock);
-	if (!d->transport)
-		return;
-	if (reset)
-		d->transport->needs_reset(d);
-	for (uint16_t q = 0; mask; q++, mask >>= 1)
-		if (mask & 1)
-			d->transport->signal_queue(d, q);
+	virtio_irqs_raise(&c->dev, irqs);
 }
 
 static void notify(struct console *c, uint16_t q)
 {
-	if (virtq_should_notify(&c->dev.vqs[q]))
-		c->signal_mask |= 1ULL << q;
+	virtio_irqs_queue(&c->dev, &c->irqs, q);
 }
 
 /* The guest broke a queue: stop until it resets us (virtq_pop's contract). */
 static void set_broken(struct console *c)
 {
 	c->broken = true;
-	c->signal_reset = true;
+	c->irqs.needs_reset = true;
 }
 
 static void watch_set(struct console *c, struct event_watch *w, uint32_t events)
@@ -747,8 +734,7 @@ static void console_reset(struct virtio_dev *d)
 	c->active = false;
 	c->broken = false;
 	c->device_ready = false;
-	c->signal_mask = 0;
-	c->signal_reset = false;
+	c->irqs = (struct virtio_irqs){0};
 	ctrl_clear(c);
 	watch_set(c, &c->out, 0);
 	for (unsigned int i = 0; i < c->nr_ports; i++) {

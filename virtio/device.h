@@ -86,6 +86,43 @@ static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned int b
 	return (d->guest_features >> bit) & 1;
 }
 
+/*
+ * Interrupts a device decides on while holding its own lock and raises after dropping it, so
+ * the transport's locks are never taken inside the device's.
+ */
+struct virtio_irqs {
+	uint64_t queues;  /* bit q: interrupt for queue q */
+	bool needs_reset; /* the device broke: DEVICE_NEEDS_RESET */
+};
+
+/* Under the device lock, after pushing used buffers on q: unless the driver suppressed it. */
+static inline void virtio_irqs_queue(struct virtio_dev *d, struct virtio_irqs *p, uint16_t q)
+{
+	if (virtq_should_notify(&d->vqs[q]))
+		p->queues |= 1ULL << q;
+}
+
+/* Takes what *pending collected (clearing it); call with the device lock held. */
+static inline struct virtio_irqs virtio_irqs_take(struct virtio_irqs *pending)
+{
+	struct virtio_irqs p = *pending;
+
+	*pending = (struct virtio_irqs){0};
+	return p;
+}
+
+/* After the device lock is dropped: raises what virtio_irqs_take returned. */
+static inline void virtio_irqs_raise(struct virtio_dev *d, struct virtio_irqs p)
+{
+	if (!d->transport)
+		return;
+	if (p.needs_reset)
+		d->transport->needs_reset(d);
+	for (uint16_t q = 0; p.queues; q++, p.queues >>= 1)
+		if (p.queues & 1)
+			d->transport->signal_queue(d, q);
+}
+
 /* After pushing used buffers on q: interrupt the driver unless it asked not to be. */
 static inline void virtio_dev_notify(struct virtio_dev *d, uint16_t q)
 {

@@ -106,9 +106,7 @@ struct net_dev {
 	unsigned int uc_entries, mc_entries;
 	bool uc_overflow, mc_overflow;
 	uint8_t uc_table[VIRTIO_NET_MAC_TABLE_MAX][6], mc_table[VIRTIO_NET_MAC_TABLE_MAX][6];
-	/* Interrupts to raise once the lock is dropped. */
-	uint64_t signal_mask;
-	bool signal_reset, signal_cfg;
+	struct virtio_irqs irqs;       /* raised once the lock is dropped */
 	struct virtq_chain chain;      /* RX and TX, one at a time */
 	struct virtq_chain ctrl_chain; /* its commands may run RX (VQ_PAIRS_SET) */
 	struct iovec iov[VIRTQ_MAX_SEGS + 1];
@@ -143,28 +141,15 @@ static void lock(struct net_dev *n)
 
 static void unlock(struct net_dev *n)
 {
-	struct virtio_dev *d = &n->dev;
-	uint64_t mask = n->signal_mask;
-	bool reset = n->signal_reset, cfg = n->signal_cfg;
+	struct virtio_irqs irqs = virtio_irqs_take(&n->irqs);
 
-	n->signal_mask = 0;
-	n->signal_reset = n->signal_cfg = false;
 	pthread_mutex_unlock(&n->lock);
-	if (!d->transport)
-		return;
-	if (reset)
-		d->transport->needs_reset(d);
-	if (cfg)
-		d->transport->signal_config(d);
-	for (uint16_t q = 0; mask; q++, mask >>= 1)
-		if (mask & 1)
-			d->transport->signal_queue(d, q);
+	virtio_irqs_raise(&n->dev, irqs);
 }
 
 static void notify(struct net_dev *n, uint16_t q)
 {
-	if (virtq_should_notify(&n->dev.vqs[q]))
-		n->signal_mask |= 1ULL << q;
+	virtio_irqs_queue(&n->dev, &n->irqs, q);
 }
 
 /* The guest broke a queue: stop until it resets us (virtq_pop's contract). */
@@ -173,7 +158,7 @@ static void set_broken(struct net_dev *n)
 	if (!n->broken)
 		n->stats.queue_errors++;
 	n->broken = true;
-	n->signal_reset = true;
+	n->irqs.needs_reset = true;
 }
 
 static void watch_set(struct net_dev *n, struct event_watch *w, uint32_t events)
@@ -896,7 +881,7 @@ static void net_queue_irq_changed(struct virtio_dev *d, uint16_t q)
 		goto out;
 	}
 	/* One raised on the old fd during the switch may be lost: a spurious one is harmless. */
-	n->signal_mask |= 1ULL << q;
+	n->irqs.queues |= 1ULL << q;
 out:
 	unlock(n);
 }
@@ -1021,8 +1006,7 @@ static void net_reset(struct virtio_dev *d)
 	memcpy(n->mac, n->mac_default, 6);
 	n->status = VIRTIO_NET_S_LINK_UP;
 	pthread_mutex_unlock(&n->cfg_lock);
-	n->signal_mask = 0;
-	n->signal_reset = n->signal_cfg = false;
+	n->irqs = (struct virtio_irqs){0};
 	unlock(n);
 }
 
