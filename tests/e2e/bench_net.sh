@@ -56,20 +56,6 @@ scenario=$tmp/scenario.sh
 QCMD='console=ttyS0 reboot=k panic=1 quiet'
 export GUEST_FILES="/usr/local/bin/netbench:/bin/netbench"
 BYTES=$((SIZE * 1048576))
-wait_for() {
-    local n=$(($1 * 2)); shift
-    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
-    return 1
-}
-wait_console() {
-    local n=$(($3 * 2))
-    while [ $n -gt 0 ]; do
-        grep -qF "$2" "$RIG_WORK/$1.out" 2> /dev/null && return 0
-        kill -0 "$KP" 2> /dev/null || { echo "H: VMM ended before '$2'"; return 1; }
-        usleep 500000; n=$((n - 1))
-    done
-    echo "H: timeout waiting for '$2'"; return 1
-}
 
 # The guest: TCP in, TCP out, UDP in, UDP out, in step with the host below.
 cat > $RIG_WORK/g-bench.sh <<GEOF

@@ -51,6 +51,19 @@ show_rec() {
     rec_err "$1" | tail -n 10 | sed 's/^/    /'
 }
 
+# check_rec NAME DESCRIPTION CONDITION...: PASS/FAIL, and the record's tail on failure.
+check_rec() {
+    local name=$1 desc=$2; shift 2
+    if ! has_rec "$name"; then fail "$desc (no record: VMM run did not finish)"; return; fi
+    if "$@"; then pass "$desc ($(rec_time "$name")s)"; else fail "$desc"; show_rec "$name"; fi
+}
+# all 'CMD ARGS' ...: every quoted command succeeds (each is eval'ed).
+all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
+# val NAME KEY: the rest of the first stdout line "KEY rest" of record NAME.
+val() { rec_out "$1" | tr -d '\r' | awk -v k="$2" '$1 == k {sub(/^[^ ]+ /, ""); print; exit}'; }
+# eq A B: B is non-empty and equal to A.
+eq() { [ -n "$2" ] && [ "$1" = "$2" ] || { echo "  '$1' != '$2'" >&2; return 1; }; }
+
 # finish: the closing summary line and the exit status.
 finish() {
     echo "$PASSED passed, $FAILED failed"

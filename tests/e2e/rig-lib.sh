@@ -93,6 +93,23 @@ first_kvm_run() {
     rig_put "$name" "$RIG_WORK/$name.short"
 }
 
+# wait_for SECS CMD...: retry CMD every 0.5 s until it succeeds.
+wait_for() {
+    local n=$(($1 * 2)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
+    return 1
+}
+# wait_console NAME TEXT SECS: VMM record NAME's stdout has TEXT while the VMM ($KP) runs.
+wait_console() {
+    local n=$(($3 * 2))
+    while [ $n -gt 0 ]; do
+        grep -qF "$2" "$RIG_WORK/$1.out" 2> /dev/null && return 0
+        kill -0 "$KP" 2> /dev/null || { echo "H: VMM ended before '$2'"; return 1; }
+        usleep 500000; n=$((n - 1))
+    done
+    echo "H: timeout waiting for '$2'"; return 1
+}
+
 # guest_initrd NAME [SCRIPT]: the default guest initramfs with /scenario.sh appended
 # (read from SCRIPT, or from stdin), plus the files GUEST_FILES="SRC:DEST ..." names. The guest's /init runs it after printing
 # KESTREL-GUEST-INIT-OK, then reboots. Prints the new initrd's path.

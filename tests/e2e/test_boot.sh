@@ -84,13 +84,6 @@ if ! rig_run "$scenario" "${rig_args[@]}"; then
 fi
 echo "# run dir: $RUN_DIR"
 
-# check_rec NAME DESCRIPTION CONDITION...: PASS/FAIL, and the record's tail on failure.
-check_rec() {
-    local name=$1 desc=$2; shift 2
-    if ! has_rec "$name"; then fail "$desc (no record: VMM run did not finish)"; return; fi
-    if "$@"; then pass "$desc ($(rec_time "$name")s)"; else fail "$desc"; show_rec "$name"; fi
-}
-all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
 
 want bzimage && check_rec bzimage "bzImage boots to init, exit 0" \
     all "expect_out bzimage KESTREL-GUEST-INIT-OK" "expect_status bzimage 0"

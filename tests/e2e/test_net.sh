@@ -64,22 +64,6 @@ QCMD='console=ttyS0 reboot=k panic=1 quiet'
 NB=/usr/local/bin/netbench
 export GUEST_FILES="$NB:/bin/netbench"
 
-# wait_for SECS CMD...: retry CMD every 0.5 s until it succeeds.
-wait_for() {
-    local n=$(($1 * 2)); shift
-    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
-    return 1
-}
-# wait_console NAME TEXT SECS: the guest printed TEXT (kestrel is still running).
-wait_console() {
-    local n=$(($3 * 2))
-    while [ $n -gt 0 ]; do
-        grep -qF "$2" "$RIG_WORK/$1.out" 2> /dev/null && return 0
-        kill -0 "$KP" 2> /dev/null || { echo "H: VMM ended before '$2'"; return 1; }
-        usleep 500000; n=$((n - 1))
-    done
-    echo "H: timeout waiting for '$2'"; return 1
-}
 # start_vmm NAME CMD...: run_vmm in the background; VP is its pid, KP the VMM's.
 start_vmm() {
     local name=$1 prog=$2; shift
@@ -288,7 +272,8 @@ nb_rate() { nb_line "$1" "$2" | awk '{print $9}'; }
 
 # expect_err_has NAME TEXT: kestrel's stderr has the line TEXT.
 expect_err_has() { rec_err "$1" | tr -d '\r' | grep -qxF -- "$2" || { echo "  $1: no line '$2' on stderr" >&2; return 1; }; }
-# check_rec NAME DESCRIPTION CONDITION...: PASS/FAIL, the record's tail on failure.
+# check_rec as in e2e-lib.sh, but a single CONDITION is eval'ed and a failure also shows the
+# host side's record (NAME-host).
 check_rec() {
     local name=$1 desc=$2; shift 2
     if ! has_rec "$name"; then fail "$desc (no record: VMM run did not finish)"; return; fi
@@ -296,7 +281,6 @@ check_rec() {
     if [ $# -eq 1 ]; then eval "$1" || ok=1; else "$@" || ok=1; fi
     if [ $ok = 0 ]; then pass "$desc"; else fail "$desc"; show_rec "$name"; has_rec "$name-host" && { echo "---- $name-host:"; hout "$name" | tail -n 15 | sed 's/^/    /'; }; fi
 }
-all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
 
 BYTES=$((SIZE * 1048576))
 # check_full NAME DESC: the checks of one net_full run.

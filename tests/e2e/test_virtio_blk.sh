@@ -154,15 +154,6 @@ if ! rig_run "$scenario" --timeout "${E2E_HOST_TIMEOUT:-570}" --kestrel "$KESTRE
 fi
 echo "# run dir: $RUN_DIR"
 
-# val NAME KEY: the rest of the first stdout line "KEY rest" of record NAME.
-val() { rec_out "$1" | tr -d '\r' | awk -v k="$2" '$1 == k {sub(/^[^ ]+ /, ""); print; exit}'; }
-eq() { [ -n "$2" ] && [ "$1" = "$2" ] || { echo "  '$1' != '$2'" >&2; return 1; }; }
-check_rec() {
-    local name=$1 desc=$2; shift 2
-    if ! has_rec "$name"; then fail "$desc (no record: VMM run did not finish)"; return; fi
-    if "$@"; then pass "$desc ($(rec_time "$name")s)"; else fail "$desc"; show_rec "$name"; fi
-}
-all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
 
 for m in ${MODES//,/ }; do
     M=main-$m R=reread-$m

@@ -131,14 +131,6 @@ if ! rig_run "$scenario" --timeout $((LIMIT + 200)) --kestrel "$KESTREL_BIN" ${S
 fi
 echo "# run dir: $RUN_DIR"
 
-val() { rec_out "$1" | tr -d '\r' | awk -v k="$2" '$1 == k {sub(/^[^ ]+ /, ""); print; exit}'; }
-eq() { [ -n "$2" ] && [ "$1" = "$2" ] || { echo "  '$1' != '$2'" >&2; return 1; }; }
-check_rec() {
-    local name=$1 desc=$2; shift 2
-    if ! has_rec "$name"; then fail "$desc (no record: VMM run did not finish)"; return; fi
-    if "$@"; then pass "$desc ($(rec_time "$name")s)"; else fail "$desc"; show_rec "$name"; fi
-}
-all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
 consoles_ok() {
     local c; c=$(val console CONSOLES)
     echo "  /proc/consoles: $c" >&2
