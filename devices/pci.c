@@ -241,16 +241,28 @@ unsigned int pci_find_cap(struct pci_function *f, uint8_t id)
 	return 0;
 }
 
-int pci_add_cfg_hook(struct pci_function *f, unsigned int start, unsigned int len,
-		     pci_cfg_hook_fn fn, void *opaque, struct kerr *err)
+static int add_hook(struct pci_function *f, unsigned int start, unsigned int len,
+		    pci_cfg_hook_fn fn, void *opaque, bool unlocked, struct kerr *err)
 {
 	if (f->nr_hooks == PCI_MAX_CFG_HOOKS)
 		return kerr_set(err, "%s: too many config-space hooks", f->name);
 	if (!len || start >= PCI_CFG_EXT_SIZE || len > PCI_CFG_EXT_SIZE - start)
 		return kerr_set(err, "%s: config hook range 0x%x+%u out of range", f->name, start,
 				len);
-	f->hooks[f->nr_hooks++] = (struct pci_cfg_hook){start, len, fn, opaque};
+	f->hooks[f->nr_hooks++] = (struct pci_cfg_hook){start, len, fn, opaque, unlocked};
 	return 0;
+}
+
+int pci_add_cfg_hook(struct pci_function *f, unsigned int start, unsigned int len,
+		     pci_cfg_hook_fn fn, void *opaque, struct kerr *err)
+{
+	return add_hook(f, start, len, fn, opaque, false, err);
+}
+
+int pci_add_cfg_hook_unlocked(struct pci_function *f, unsigned int start, unsigned int len,
+			      pci_cfg_hook_fn fn, void *opaque, struct kerr *err)
+{
+	return add_hook(f, start, len, fn, opaque, true, err);
 }
 
 static bool overlaps(unsigned int a, unsigned int alen, unsigned int b, unsigned int blen)
@@ -258,13 +270,14 @@ static bool overlaps(unsigned int a, unsigned int alen, unsigned int b, unsigned
 	return a < b + blen && b < a + alen;
 }
 
+/* Hooks are fixed before the function is on a bus, so the list is read without the lock. */
 static void run_hooks(struct pci_function *f, unsigned int offset, uint8_t *data, unsigned int size,
-		      bool is_write)
+		      bool is_write, bool unlocked)
 {
 	for (int i = 0; i < f->nr_hooks; i++) {
 		const struct pci_cfg_hook *h = &f->hooks[i];
 
-		if (overlaps(offset, size, h->start, h->len))
+		if (h->unlocked == unlocked && overlaps(offset, size, h->start, h->len))
 			h->fn(h->opaque, f, offset, data, size, is_write);
 	}
 }
@@ -282,8 +295,9 @@ void pci_cfg_read(struct pci_function *f, unsigned int offset, uint8_t *data, un
 	pthread_mutex_lock(&f->lock);
 	for (unsigned int i = 0; i < size && offset + i < f->cfg_size; i++)
 		data[i] = f->cfg[offset + i];
-	run_hooks(f, offset, data, size, false);
+	run_hooks(f, offset, data, size, false, false);
 	pthread_mutex_unlock(&f->lock);
+	run_hooks(f, offset, data, size, false, true);
 }
 
 void pci_cfg_write(struct pci_function *f, unsigned int offset, const uint8_t *data,
@@ -307,8 +321,9 @@ void pci_cfg_write(struct pci_function *f, unsigned int offset, const uint8_t *d
 		update_bars(f);
 	if (overlaps(offset, size, PCI_COMMAND, 2))
 		update_intx(f);
-	run_hooks(f, offset, buf, size, true);
+	run_hooks(f, offset, buf, size, true, false);
 	pthread_mutex_unlock(&f->lock);
+	run_hooks(f, offset, buf, size, true, true);
 }
 
 uint32_t pci_cfg_read_val(struct pci_function *f, unsigned int offset, unsigned int size)
@@ -345,6 +360,20 @@ void pci_cfg_poke(struct pci_function *f, unsigned int offset, const void *buf, 
 	if (offset > PCI_CFG_EXT_SIZE || len > PCI_CFG_EXT_SIZE - offset)
 		return;
 	memcpy(f->cfg + offset, buf, len);
+}
+
+void pci_cfg_get(struct pci_function *f, unsigned int offset, void *buf, size_t len)
+{
+	pthread_mutex_lock(&f->lock);
+	pci_cfg_peek(f, offset, buf, len);
+	pthread_mutex_unlock(&f->lock);
+}
+
+void pci_cfg_set(struct pci_function *f, unsigned int offset, const void *buf, size_t len)
+{
+	pthread_mutex_lock(&f->lock);
+	pci_cfg_poke(f, offset, buf, len);
+	pthread_mutex_unlock(&f->lock);
 }
 
 void pci_intx_set(struct pci_function *f, int level)

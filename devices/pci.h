@@ -88,10 +88,16 @@ struct pci_cfg_hook {
 	unsigned int start, len;
 	pci_cfg_hook_fn fn;
 	void *opaque;
+	bool unlocked; /* runs after f->lock is dropped (pci_add_cfg_hook_unlocked) */
 };
 
 struct pci_function {
-	pthread_mutex_t lock; /* vCPU threads (config cycles) vs. device threads (INTx) */
+	/*
+	 * vCPU threads (config cycles) vs. device threads (INTx). Lock order: a device's INTx
+	 * lock, then f->lock, then the MSI-X lock (its config hook), then KVM's routing lock.
+	 * Nothing that takes a device's lock runs under it: hooks that need one are unlocked.
+	 */
+	pthread_mutex_t lock;
 	uint8_t cfg[PCI_CFG_EXT_SIZE];
 	uint8_t wmask[PCI_CFG_EXT_SIZE];   /* bits a guest write may change */
 	uint8_t w1cmask[PCI_CFG_EXT_SIZE]; /* bits a guest clears by writing 1 */
@@ -140,6 +146,12 @@ int pci_add_cap(struct pci_function *f, uint8_t id, const void *cap, size_t len,
 unsigned int pci_find_cap(struct pci_function *f, uint8_t id);
 int pci_add_cfg_hook(struct pci_function *f, unsigned int start, unsigned int len,
 		     pci_cfg_hook_fn fn, void *opaque, struct kerr *err);
+/*
+ * The same, but fn runs after f->lock was dropped, so it may take the device's own locks (a
+ * window onto a BAR whose handlers do). It reaches config space through pci_cfg_get/set only.
+ */
+int pci_add_cfg_hook_unlocked(struct pci_function *f, unsigned int start, unsigned int len,
+			      pci_cfg_hook_fn fn, void *opaque, struct kerr *err);
 
 /*
  * Guest config cycles, 1, 2 or 4 bytes at any offset. Bytes at or past cfg_size read as ones
@@ -155,6 +167,9 @@ void pci_cfg_write_val(struct pci_function *f, unsigned int offset, unsigned int
 /* Raw bytes without masks, hooks or locking: for setup, and for hooks (which hold the lock). */
 void pci_cfg_peek(const struct pci_function *f, unsigned int offset, void *buf, size_t len);
 void pci_cfg_poke(struct pci_function *f, unsigned int offset, const void *buf, size_t len);
+/* Raw bytes under f->lock: for unlocked hooks. */
+void pci_cfg_get(struct pci_function *f, unsigned int offset, void *buf, size_t len);
+void pci_cfg_set(struct pci_function *f, unsigned int offset, const void *buf, size_t len);
 
 /* Device side: assert (1) or deassert (0) INTx; honours the command register's INTx disable. */
 void pci_intx_set(struct pci_function *f, int level);

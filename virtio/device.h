@@ -28,6 +28,11 @@ struct virtio_dev_ops {
 	 * serving its queues. Returns -1 if it cannot (the transport sets NEEDS_RESET).
 	 */
 	int (*activate)(struct virtio_dev *d);
+	/*
+	 * Optional: may the driver accept these features (dependencies between bits)? Asked when
+	 * the driver sets FEATURES_OK; false leaves FEATURES_OK clear.
+	 */
+	bool (*validate_features)(struct virtio_dev *d, uint64_t features);
 	/* The driver wrote 0 to the status: stop all work and forget all queue state. */
 	void (*reset)(struct virtio_dev *d);
 	/* The driver kicked queue q. Runs on the event-loop thread (the queue's ioeventfd). */

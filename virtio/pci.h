@@ -15,6 +15,7 @@
 #include "devices/msix.h"
 #include "devices/pci.h"
 #include "virtio/device.h"
+#include "virtio/transport.h"
 #include "vmm/event_loop.h"
 
 /* BAR 0 layout: each region on its own 4 KiB page. */
@@ -33,51 +34,64 @@ struct virtio_pci_platform {
 	void *opaque;
 	/* Bind (assign) or unbind efd to guest writes at MMIO address addr, any width. */
 	int (*ioeventfd)(void *opaque, int efd, uint64_t addr, bool assign, struct kerr *err);
-	/* A new MSI GSI route whose irqfd is efd; returns the GSI in *gsi. */
-	int (*msi_route_add)(void *opaque, int efd, uint32_t *gsi, struct kerr *err);
+	/* A new MSI GSI route (no message yet); returns the GSI in *gsi. */
+	int (*msi_route_add)(void *opaque, uint32_t *gsi, struct kerr *err);
 	int (*msi_route_set)(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data,
 			     struct kerr *err);
+	/* Attach (assign) or detach efd as the irqfd that injects gsi. */
+	int (*irqfd)(void *opaque, int efd, uint32_t gsi, bool assign, struct kerr *err);
 	struct event_loop *loop;
 };
 
+/*
+ * One MSI-X vector. While it is unmasked, efd is an irqfd on its GSI route: a write (from
+ * kestrel or from vhost) injects the message in the kernel. While it is masked, the irqfd is
+ * detached and kestrel polls efd instead, turning each signal into the vector's pending bit,
+ * so a masked vector never interrupts, whoever signals it.
+ */
 struct virtio_pci_vector {
-	int efd; /* irqfd: a write injects the vector's MSI */
+	struct event_handler masked_poll; /* fd: the eventfd; polled while masked */
 	uint32_t gsi;
+	bool irqfd_on; /* guarded by the MSI-X lock (vector_changed runs under it) */
+	struct virtio_pci *vp;
+	unsigned int index;
 };
 
 struct virtio_pci_queue {
-	uint16_t size;
-	uint16_t msix_vector;
-	bool enabled;
-	uint64_t desc, avail, used;
 	struct event_handler kick; /* the queue's ioeventfd, on the event loop */
 	bool polled;		   /* kick is registered with the event loop */
 	struct virtio_pci *vp;
 	uint16_t index;
 };
 
+/*
+ * Locks, outermost first: intx_lock → fn.lock → msix.lock → (KVM routing). vp->lock and the
+ * transport core's lock are leaves, never held while another lock is taken. No config-space
+ * hook of this transport runs under fn.lock (the PCI_CFG window is an unlocked hook), so an
+ * access through the window takes the same locks in the same order as one through the BAR.
+ */
 struct virtio_pci {
 	struct virtio_dev *dev;
+	struct virtio_transport core; /* status, features, queues, reset */
 	struct pci_function fn;
 	struct msix msix;
 	struct virtio_pci_platform plat;
 	unsigned int nr_vectors;
 	struct virtio_pci_vector *vectors;
 
-	/* Register state; lock: vCPU threads (MMIO, config) vs. the event loop (interrupts). */
-	pthread_mutex_t lock;
-	uint32_t device_feature_select, guest_feature_select;
+	pthread_mutex_t lock; /* leaf: the vector registers below */
 	uint16_t msix_config;
-	uint8_t status;
-	uint8_t config_generation;
-	uint16_t queue_select;
+	uint16_t queue_vector[VIRTIO_MAX_QUEUES];
+
 	pthread_mutex_t intx_lock; /* isr and the INTx line; taken before the function's lock */
 	uint8_t isr;
+
 	unsigned int cfg_window_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
 	bool msix_ready;
 	struct virtio_pci_queue queues[VIRTIO_MAX_QUEUES];
+	struct event_work irqs_changed; /* tells the device its queues' vectors changed */
 	uint64_t notify_base; /* guest address the ioeventfds are bound at, or PCI_BAR_UNMAPPED */
-	uint64_t errors;      /* guest mistakes: bad queue setup, features, ... */
+	uint64_t errors;      /* platform failures (the core counts guest mistakes); atomic */
 };
 
 /*

@@ -8,14 +8,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-struct event_loop_call {
-	void (*fn)(void *arg);
-	void *arg;
-	bool done;
-	bool posted; /* heap-allocated by event_loop_post: freed after it ran, nobody waits */
-	struct event_loop_call *next;
-};
-
 static void run_calls(void *opaque, uint32_t events);
 
 int event_loop_init(struct event_loop *el, struct kerr *err)
@@ -58,49 +50,74 @@ static void run_calls(void *opaque, uint32_t events)
 		return;
 	pthread_mutex_lock(&el->call_lock);
 	while (el->calls) {
-		struct event_loop_call *c = el->calls;
-		el->calls = c->next;
+		struct event_work *w = el->calls;
+		bool waited = w->waited;
+
+		el->calls = w->next;
+		/* Unqueued before it runs: the work may post itself again. */
+		w->queued = false;
+		w->next = NULL;
 		pthread_mutex_unlock(&el->call_lock);
-		c->fn(c->arg);
-		if (c->posted) {
-			free(c);
-			pthread_mutex_lock(&el->call_lock);
-			continue;
-		}
+		w->fn(w->arg);
 		pthread_mutex_lock(&el->call_lock);
-		c->done = true;
-		pthread_cond_broadcast(&el->call_done);
+		if (waited) {
+			w->done = true;
+			pthread_cond_broadcast(&el->call_done);
+		}
 	}
+	pthread_mutex_unlock(&el->call_lock);
+}
+
+/* Appends w unless it is queued already; returns whether it was appended. */
+static bool enqueue(struct event_loop *el, struct event_work *w)
+{
+	struct event_work **tail;
+
+	pthread_mutex_lock(&el->call_lock);
+	if (w->queued) {
+		pthread_mutex_unlock(&el->call_lock);
+		return false;
+	}
+	for (tail = &el->calls; *tail; tail = &(*tail)->next)
+		;
+	*tail = w;
+	w->queued = true;
+	w->next = NULL;
+	pthread_mutex_unlock(&el->call_lock);
+	return true;
+}
+
+void event_loop_cancel(struct event_loop *el, struct event_work *w)
+{
+	struct event_work **tail;
+
+	pthread_mutex_lock(&el->call_lock);
+	for (tail = &el->calls; *tail && *tail != w; tail = &(*tail)->next)
+		;
+	if (*tail)
+		*tail = w->next;
+	w->queued = false;
 	pthread_mutex_unlock(&el->call_lock);
 }
 
 void event_loop_call(struct event_loop *el, void (*fn)(void *arg), void *arg)
 {
-	struct event_loop_call c = {fn, arg, false, false, NULL}, **tail;
+	struct event_work w = {.fn = fn, .arg = arg, .waited = true};
 	uint64_t one = 1;
 
 	if (!el->running || pthread_equal(pthread_self(), el->thread)) {
 		fn(arg);
 		return;
 	}
-	pthread_mutex_lock(&el->call_lock);
-	for (tail = &el->calls; *tail; tail = &(*tail)->next)
-		;
-	*tail = &c;
-	pthread_mutex_unlock(&el->call_lock);
+	enqueue(el, &w);
 	if (write(el->call_fd, &one, sizeof(one)) != sizeof(one)) {
-		/* Cannot happen for an eventfd short of overflow; never leave c queued. */
-		pthread_mutex_lock(&el->call_lock);
-		for (tail = &el->calls; *tail && *tail != &c; tail = &(*tail)->next)
-			;
-		if (*tail)
-			*tail = c.next;
-		pthread_mutex_unlock(&el->call_lock);
+		/* Cannot happen for an eventfd short of overflow; never leave w queued. */
+		event_loop_cancel(el, &w);
 		fn(arg);
 		return;
 	}
 	pthread_mutex_lock(&el->call_lock);
-	while (!c.done)
+	while (!w.done)
 		pthread_cond_wait(&el->call_done, &el->call_lock);
 	pthread_mutex_unlock(&el->call_lock);
 }
@@ -201,23 +218,26 @@ void event_loop_destroy(struct event_loop *el)
 	el->stop_fd = el->epfd = el->call_fd = -1;
 }
 
-int event_loop_post(struct event_loop *el, void (*fn)(void *arg), void *arg)
+void event_loop_post(struct event_loop *el, struct event_work *w)
 {
-	struct event_loop_call *c = calloc(1, sizeof(*c)), **tail;
 	uint64_t one = 1;
 
-	if (!c)
-		return -1;
-	c->fn = fn;
-	c->arg = arg;
-	c->posted = true;
-	pthread_mutex_lock(&el->call_lock);
-	for (tail = &el->calls; *tail; tail = &(*tail)->next)
-		;
-	*tail = c;
-	pthread_mutex_unlock(&el->call_lock);
-	/* A failed write leaves the call queued for the next wake-up; nothing is lost. */
-	if (write(el->call_fd, &one, sizeof(one)) != sizeof(one))
-		return 0;
-	return 0;
+	/* A failed write leaves the work queued for the next wake-up; nothing is lost. */
+	if (enqueue(el, w) && write(el->call_fd, &one, sizeof(one)) != sizeof(one))
+		return;
+}
+
+int event_loop_run_once(struct event_loop *el, int timeout_ms)
+{
+	struct epoll_event evs[16];
+	int n = epoll_wait(el->epfd, evs, 16, timeout_ms);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	for (int i = 0; i < n; i++) {
+		struct event_handler *h = evs[i].data.ptr;
+		if (h)
+			h->fn(h->opaque, evs[i].events);
+	}
+	return n;
 }

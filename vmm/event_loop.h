@@ -20,7 +20,24 @@ struct event_handler {
 	void *opaque;
 };
 
-struct event_loop_call;
+/*
+ * Work queued for the event-loop thread. Embedded in its owner, never allocated: a piece of
+ * work already queued is not queued again, so however often a guest repeats the write that
+ * posts it, the queue cannot grow.
+ */
+struct event_work {
+	void (*fn)(void *arg);
+	void *arg;
+	bool queued; /* on the loop's list; guarded by call_lock */
+	bool waited; /* event_loop_call's own: a thread waits for done */
+	bool done;
+	struct event_work *next;
+};
+
+static inline void event_work_init(struct event_work *w, void (*fn)(void *arg), void *arg)
+{
+	*w = (struct event_work){.fn = fn, .arg = arg};
+}
 
 /*
  * A handler whose interest changes over time (read only while the guest has buffers, write
@@ -40,7 +57,7 @@ struct event_loop {
 	int running;
 	pthread_mutex_t call_lock;
 	pthread_cond_t call_done;
-	struct event_loop_call *calls; /* pending calls, in order */
+	struct event_work *calls; /* pending work, in order */
 	struct event_handler call_handler;
 };
 
@@ -61,8 +78,19 @@ void event_loop_destroy(struct event_loop *el);
  */
 void event_loop_call(struct event_loop *el, void (*fn)(void *arg), void *arg);
 
-/* Queues fn(arg) to run on the event-loop thread later, without waiting (for callers that
- * hold locks the work needs). Returns -1 only when out of memory. */
-int event_loop_post(struct event_loop *el, void (*fn)(void *arg), void *arg);
+/*
+ * Queues w to run on the event-loop thread later, without waiting (for callers that hold locks
+ * the work needs). Does nothing while w is still queued. w must outlive the loop's next pass.
+ */
+void event_loop_post(struct event_loop *el, struct event_work *w);
+/* Takes w off the queue if it is there (before its owner is freed). */
+void event_loop_cancel(struct event_loop *el, struct event_work *w);
+
+/*
+ * One non-blocking pass on the calling thread: dispatches every handler that is ready and the
+ * queued work. For tests and fuzzers that drive a loop they never started. Returns the
+ * number of handlers run, or -1 when epoll_wait fails.
+ */
+int event_loop_run_once(struct event_loop *el, int timeout_ms);
 
 #endif

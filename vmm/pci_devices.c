@@ -27,13 +27,18 @@ static int plat_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, str
 			     assign, err);
 }
 
-static int plat_msi_route_add(void *opaque, int efd, uint32_t *gsi, struct kerr *err)
+static int plat_msi_route_add(void *opaque, uint32_t *gsi, struct kerr *err)
 {
 	struct vm *vm = opaque;
 
-	if (irq_router_add_msi(&vm->pci.router, 0, 0, gsi, err))
-		return -1;
-	return kvm_irqfd(vm->vm_fd, efd, *gsi, true, err);
+	return irq_router_add_msi(&vm->pci.router, 0, 0, gsi, err);
+}
+
+static int plat_irqfd(void *opaque, int efd, uint32_t gsi, bool assign, struct kerr *err)
+{
+	struct vm *vm = opaque;
+
+	return kvm_irqfd(vm->vm_fd, efd, gsi, assign, err);
 }
 
 static int plat_msi_route_set(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data,
@@ -77,6 +82,7 @@ static int add_virtio(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
 	    .ioeventfd = plat_ioeventfd,
 	    .msi_route_add = plat_msi_route_add,
 	    .msi_route_set = plat_msi_route_set,
+	    .irqfd = plat_irqfd,
 	    .loop = &vm->loop,
 	};
 	struct virtio_pci *vp;
