@@ -25,16 +25,7 @@ TARGETS=(fuzz_virtio_pci fuzz_virtio_blk fuzz_virtio_net fuzz_virtio_console)
 # A hang is an input slower than this; RSS beyond the limit is a leak or unbounded growth.
 FLAGS=(-timeout=10 -rss_limit_mb=2048 -detect_leaks=1 -max_len=65536)
 
-missing=()
-for p in clang libclang-rt-14-dev meson ninja-build liburing-dev; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "fuzz: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-        { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; }
-fi
+bash tests/install-deps.sh clang libclang-rt-14-dev meson ninja-build liburing-dev
 
 [ -f "$build/build.ninja" ] || CC=clang meson setup "$build" -Dfuzzing=true
 ninja -C "$build" "${TARGETS[@]/#/tests/fuzz/}"
