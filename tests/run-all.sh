@@ -9,16 +9,7 @@ cd "$(dirname "$0")/.."
 DEPS=(meson ninja-build pkg-config gcc libc6-dev libfdt-dev libcriterion-dev liburing-dev
       libseccomp-dev qemu-system-x86 busybox-static e2fsprogs cpio socat strace python3
       xz-utils gzip)
-missing=()
-for p in "${DEPS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "run-all: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-        { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; }
-fi
+bash tests/install-deps.sh "${DEPS[@]}"
 
 [ -f build/build.ninja ] || meson setup build
 ninja -C build
