@@ -162,19 +162,6 @@ void event_loop_watch(struct event_loop *el, struct event_watch *w, uint32_t eve
 	w->events = w->registered ? events : 0;
 }
 
-int event_loop_run_once(struct event_loop *el, int timeout_ms)
-{
-	struct epoll_event evs[16];
-	int n = epoll_wait(el->epfd, evs, 16, timeout_ms);
-
-	for (int i = 0; i < n; i++) {
-		struct event_handler *h = evs[i].data.ptr;
-		if (h)
-			h->fn(h->opaque, evs[i].events);
-	}
-	return n;
-}
-
 static void *event_loop_thread(void *arg)
 {
 	struct event_loop *el = arg;

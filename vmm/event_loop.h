@@ -67,12 +67,6 @@ int event_loop_add(struct event_loop *el, struct event_handler *h, uint32_t even
 int event_loop_del(struct event_loop *el, struct event_handler *h);
 /* Makes w's registration match events (0: unregistered). A NULL loop or fd < 0 does nothing. */
 void event_loop_watch(struct event_loop *el, struct event_watch *w, uint32_t events);
-/*
- * One pass without a thread, for tests and fuzzers that own the loop: waits up to timeout_ms
- * (0: not at all), runs the handlers that are ready, posted calls included. Returns how many
- * events it saw, or -1 on an epoll error.
- */
-int event_loop_run_once(struct event_loop *el, int timeout_ms);
 int event_loop_start(struct event_loop *el, struct kerr *err);
 void event_loop_stop(struct event_loop *el); /* joins the thread */
 void event_loop_destroy(struct event_loop *el);
