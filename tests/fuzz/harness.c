@@ -45,10 +45,17 @@ static int fake_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, str
 	return 0;
 }
 
-static int fake_route_add(void *opaque, int efd, uint32_t *gsi, struct kerr *err)
+static int fake_route_add(void *opaque, uint32_t *gsi, struct kerr *err)
 {
-	(void)opaque, (void)efd, (void)err;
+	(void)opaque, (void)err;
 	*gsi = next_gsi++;
+	return 0;
+}
+
+/* KVM would consume an attached irqfd's counter; nothing reads it here, which is harmless. */
+static int fake_irqfd(void *opaque, int efd, uint32_t gsi, bool assign, struct kerr *err)
+{
+	(void)opaque, (void)efd, (void)gsi, (void)assign, (void)err;
 	return 0;
 }
 
@@ -347,6 +354,7 @@ static int rig_up(struct rig *g)
 	    .ioeventfd = fake_ioeventfd,
 	    .msi_route_add = fake_route_add,
 	    .msi_route_set = fake_route_set,
+	    .irqfd = fake_irqfd,
 	    .loop = &g->loop,
 	};
 	struct irq_line intx = {.set = fake_intx, .opaque = g, .irq = 11};
@@ -378,8 +386,8 @@ static void trace(const struct rig *g)
 
 	if (!getenv("FUZZ_TRACE") || !d)
 		return;
-	fprintf(stderr, "status 0x%02x errors %llu live %d features 0x%llx\n", g->vp->status,
-		(unsigned long long)g->vp->errors, live, (unsigned long long)d->guest_features);
+	fprintf(stderr, "status 0x%02x errors %llu live %d features 0x%llx\n", vt_read(&g->vp->core, VT_STATUS),
+		(unsigned long long)vt_errors(&g->vp->core), live, (unsigned long long)d->guest_features);
 	for (uint16_t q = 0; q < d->num_queues; q++)
 		if (d->vqs[q].ready)
 			fprintf(stderr, "  q%u size %u used %u%s\n", q, d->vqs[q].size,
