@@ -386,8 +386,9 @@ static void trace(const struct rig *g)
 
 	if (!getenv("FUZZ_TRACE") || !d)
 		return;
-	fprintf(stderr, "status 0x%02x errors %llu live %d features 0x%llx\n", vt_read(&g->vp->core, VT_STATUS),
-		(unsigned long long)vt_errors(&g->vp->core), live, (unsigned long long)d->guest_features);
+	fprintf(stderr, "status 0x%02x errors %llu live %d features 0x%llx\n",
+		vt_read(&g->vp->core, VT_STATUS), (unsigned long long)vt_errors(&g->vp->core), live,
+		(unsigned long long)d->guest_features);
 	for (uint16_t q = 0; q < d->num_queues; q++)
 		if (d->vqs[q].ready)
 			fprintf(stderr, "  q%u size %u used %u%s\n", q, d->vqs[q].size,
