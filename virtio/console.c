@@ -67,6 +67,7 @@ struct console {
 	struct console_port *ports;
 	bool active;
 	bool broken;	   /* a queue is broken: no more work until reset */
+	bool multiport;	   /* MULTIPORT negotiated (from activation until reset) */
 	bool device_ready; /* DEVICE_READY received */
 
 	/* Port 0 host side: input ring and the terminal fds (not ours to close). */
@@ -128,6 +129,15 @@ static void set_broken(struct console *c)
 	c->irqs.needs_reset = true;
 }
 
+/*
+ * Without MULTIPORT only port 0's queue pair exists (§5.3.2): the control queues and the named
+ * ports' queues are not the driver's, even if it set them up.
+ */
+static bool port_exists(const struct console *c, unsigned int id)
+{
+	return id == 0 || c->multiport;
+}
+
 static void watch_set(struct console *c, struct event_watch *w, uint32_t events)
 {
 	event_loop_watch(c->loop, w, events);
@@ -141,7 +151,7 @@ static void ctrl_flush(struct console *c)
 	struct virtq_chain *ch = &c->ctrl_rx_chain;
 	bool pushed = false;
 
-	while (c->ctrl_head && c->active && !c->broken) {
+	while (c->ctrl_head && c->active && c->multiport && !c->broken) {
 		struct ctrl_msg *m = c->ctrl_head;
 		size_t n;
 		int r = virtq_pop(vq, ch);
@@ -235,7 +245,7 @@ static bool port_can_read(struct console_port *p)
 	struct console *c = p->c;
 
 	return p->client.h.fd >= 0 && p->guest_open && c->active && !c->broken &&
-	       virtq_has_avail(&c->dev.vqs[rx_q(p->id)]);
+	       port_exists(c, p->id) && virtq_has_avail(&c->dev.vqs[rx_q(p->id)]);
 }
 
 static void client_update(struct console_port *p)
@@ -335,7 +345,7 @@ static void port_tx_drain(struct console_port *p)
 	bool pushed = false;
 	int r = 0;
 
-	if (!c->active || c->broken || p->tx_blocked)
+	if (!c->active || c->broken || p->tx_blocked || !port_exists(c, p->id))
 		return;
 	for (;;) {
 		virtq_disable_notify(vq);
@@ -438,7 +448,8 @@ static void port_rx_deliver(struct console_port *p)
 		int cnt = 0, r;
 		ssize_t n;
 
-		if (p->client.h.fd < 0 || !p->guest_open || !c->active || c->broken)
+		if (p->client.h.fd < 0 || !p->guest_open || !c->active || c->broken ||
+		    !port_exists(c, p->id))
 			break;
 		r = virtq_pop(vq, ch);
 		if (r < 0)
@@ -691,7 +702,11 @@ static void console_queue_notify(struct virtio_dev *d, uint16_t q)
 	unsigned int id = q < 4 ? q / 2 : (q - 2u) / 2;
 
 	lock(c);
-	if (!c->active || c->broken || q >= d->num_queues)
+	/*
+	 * A kick on a queue that does not exist is ignored rather than answered with NEEDS_RESET:
+	 * it names no buffer we could complete, and a reset would take hvc0 down with it.
+	 */
+	if (!c->active || c->broken || q >= d->num_queues || (q >= 2 && !c->multiport))
 		goto out;
 	if (q == CTRL_RX_Q)
 		ctrl_flush(c);
@@ -712,11 +727,12 @@ static int console_activate(struct virtio_dev *d)
 	lock(c);
 	c->active = true;
 	c->broken = false;
+	c->multiport = virtio_has_feature(d, VIRTIO_CONSOLE_F_MULTIPORT);
 	/* Without MULTIPORT, port 0 is the console from the start and there is no control. */
-	if (!virtio_has_feature(d, VIRTIO_CONSOLE_F_MULTIPORT))
+	if (!c->multiport)
 		c->ports[0].guest_open = true;
 	/* Serve whatever the driver queued before DRIVER_OK. */
-	if (virtio_has_feature(d, VIRTIO_CONSOLE_F_MULTIPORT))
+	if (c->multiport)
 		ctrl_tx_drain(c);
 	for (unsigned int i = 0; i < c->nr_ports; i++) {
 		port_tx_drain(&c->ports[i]);
@@ -733,6 +749,7 @@ static void console_reset(struct virtio_dev *d)
 	lock(c);
 	c->active = false;
 	c->broken = false;
+	c->multiport = false;
 	c->device_ready = false;
 	c->irqs = (struct virtio_irqs){0};
 	ctrl_clear(c);

@@ -3,7 +3,9 @@
  * 1..N are named serial ports (/dev/virtio-ports/NAME in the guest), each backed by a listening
  * AF_UNIX stream socket on the host.
  *
- * Queues: port 0 rx=0 tx=1, control rx=2 tx=3, port N>=1 rx=2N+2 tx=2N+3.
+ * Queues: port 0 rx=0 tx=1, control rx=2 tx=3, port N>=1 rx=2N+2 tx=2N+3. Without MULTIPORT
+ * negotiated only queues 0 and 1 exist: kicks on the others are ignored and nothing is taken
+ * from them.
  *
  * Threads: every entry point (the ops, virtio_console_input, the event handlers) takes the
  * device's mutex, so the transport may call activate/reset/config_read from a vCPU thread

@@ -777,3 +777,46 @@ Test(virtio_console, without_multiport_port0_is_open_from_the_start)
 	cr_assert_eq(len, 1);
 	cr_assert_eq(buf[0], 'k');
 }
+
+/*
+ * Without MULTIPORT only port 0's pair exists (§5.3.2): kicks on the control queues or on a
+ * named port's queues are ignored, and a client coming and going touches no queue either.
+ */
+Test(virtio_console, without_multiport_only_port0_queues_exist)
+{
+	struct virtio_console_control m = {
+	    .id = VIRTIO_CONSOLE_BAD_ID, .event = VIRTIO_CONSOLE_DEVICE_READY, .value = 1};
+	int fd;
+
+	start(1);
+	dev->ops->reset(dev);
+	dev->guest_features = (1ULL << VIRTIO_F_VERSION_1);
+	setup_queues();
+	/* Queued before DRIVER_OK, then kicked after it. */
+	post_ctrl_rx(4);
+	post(3, &m, sizeof(m), 1);
+	cr_assert_eq(dev->ops->activate(dev), 0);
+	kick(2);
+	kick(3);
+	cr_assert_not(take_used(3, NULL, NULL), "control tx served without MULTIPORT");
+	cr_assert_not(take_used(2, NULL, NULL), "control rx served without MULTIPORT");
+
+	post(5, "x", 1, 1);
+	kick(5);
+	post_rx(4, 16);
+	kick(4);
+	fd = connect_client(paths[0]);
+	cr_assert_eq(write(fd, "y", 1), 1);
+	close(fd);
+	for (int i = 0; i < 5; i++)
+		pump(10);
+	cr_assert_not(take_used(5, NULL, NULL), "port 1 tx served without MULTIPORT");
+	cr_assert_not(take_used(4, NULL, NULL), "port 1 rx served without MULTIPORT");
+	cr_assert_eq(stats().ctrl_malformed, 0);
+	cr_assert_eq(resets, 0);
+
+	/* Port 0 still works. */
+	post(1, "ok", 2, 1);
+	kick(1);
+	cr_assert(take_used(1, NULL, NULL));
+}
