@@ -72,8 +72,10 @@ struct net_pair {
 	uint8_t *buf;
 	bool rx_pending;
 	size_t frame_len, frame_off;
-	struct held_buf *held; /* MRG_RXBUF: buffers filled so far, pushed when complete */
-	unsigned int nheld;
+	/* MRG_RXBUF: buffers filled so far, pushed when complete. Sized from the RX queue's
+	 * negotiated size at activation (the guest chooses it), freed at reset. */
+	struct held_buf *held;
+	unsigned int nheld, held_cap;
 	uint8_t *nb_ptr[2]; /* the first buffer's num_buffers bytes */
 
 	/* vhost */
@@ -250,7 +252,8 @@ static int rx_place(struct net_dev *n, struct net_pair *p, bool *pushed)
 	while (p->frame_off < p->frame_len) {
 		size_t len;
 
-		if (p->nheld >= vq->size) {
+		/* held_cap is vq->size; both, in case they ever part. */
+		if (p->nheld >= vq->size || p->nheld >= p->held_cap) {
 			rx_give_up(n, p, vq);
 			*pushed = true;
 			return 1;
@@ -931,7 +934,24 @@ static void pair_clear(struct net_dev *n, struct net_pair *p)
 	p->tx_blocked = false;
 	p->rx_pending = false;
 	p->nheld = 0;
+	free(p->held);
+	p->held = NULL;
+	p->held_cap = 0;
 	pair_update(n, p);
+}
+
+/* Per-queue state, sized from what the driver set up (checked by the transport). */
+static int pair_alloc(struct net_dev *n, struct net_pair *p)
+{
+	const struct virtqueue *vq = &n->dev.vqs[rx_q(p->index)];
+
+	if (!vq->ready || !vq->size)
+		return 0;
+	p->held = calloc(vq->size, sizeof(*p->held));
+	if (!p->held)
+		return -1;
+	p->held_cap = vq->size;
+	return 0;
 }
 
 static int net_activate(struct virtio_dev *d)
@@ -969,6 +989,13 @@ static int net_activate(struct virtio_dev *d)
 	n->curr_pairs = 1;
 	for (unsigned int i = 0; i < n->max_pairs; i++)
 		pair_clear(n, &n->pairs[i]);
+	for (unsigned int i = 0; i < n->data_pairs; i++) {
+		if (pair_alloc(n, &n->pairs[i]) < 0) {
+			n->active = false;
+			rc = -1;
+			goto out;
+		}
+	}
 	/* vhost first: a pair it serves must never be read by the event loop too. */
 	if (n->use_vhost && vhost_start(n) < 0) {
 		n->active = false;
@@ -1228,8 +1255,7 @@ static int net_create(struct virtio_dev **out, const struct net_options *o, unsi
 
 		p->tap.h.fd = n->tap.fds[i];
 		p->buf = malloc(NET_BUF_SIZE);
-		p->held = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof(*p->held));
-		if (!p->buf || !p->held) {
+		if (!p->buf) {
 			kerr_set(err, "net: out of memory");
 			goto fail;
 		}
