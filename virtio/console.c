@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +74,9 @@ struct console {
 
 	/* Port 0 host side: input ring and the terminal fds (not ours to close). */
 	struct event_watch in;	/* console_in_fd, EPOLLIN while the ring has room */
-	struct event_watch out; /* console_out_fd (a dup if equal to the input fd), EPOLLOUT */
-	bool out_dup;
+	struct event_watch out; /* our own fd for console_out_fd (see out_open), EPOLLOUT */
+	enum out_mode { OUT_WRITE, OUT_SEND, OUT_POLL } out_mode;
+	bool out_owned; /* out.h.fd is ours to close */
 	bool in_eof;
 	uint8_t *inbuf;
 	size_t in_head, in_len;
@@ -284,6 +287,53 @@ static void client_close(struct console_port *p)
 		ctrl_send(p->c, p->id, VIRTIO_CONSOLE_PORT_OPEN, 0, NULL);
 }
 
+/* A vanished peer must not SIGPIPE the VMM, and a full one must not stop the event loop. */
+static ssize_t sock_send(int fd, struct iovec *iov, int cnt)
+{
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+
+	return sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Shortens iov[0..cnt) to at most max bytes; returns the new count. */
+static int iov_cap(struct iovec *iov, int cnt, size_t max)
+{
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len >= max) {
+			iov[i].iov_len = max;
+			return i + 1;
+		}
+		max -= iov[i].iov_len;
+	}
+	return cnt;
+}
+
+/* Port 0 output, never waiting (see out_open): -1 with EAGAIN when the fd has no room. */
+static ssize_t out_write(struct console *c, struct iovec *iov, int cnt)
+{
+	struct pollfd pfd = {.fd = c->out.h.fd, .events = POLLOUT};
+	int r;
+
+	switch (c->out_mode) {
+	case OUT_SEND:
+		return sock_send(pfd.fd, iov, cnt);
+	case OUT_POLL:
+		r = poll(&pfd, 1, 0);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = EAGAIN;
+			return -1;
+		}
+		/* A pipe that polls writable takes PIPE_BUF bytes without waiting. */
+		cnt = iov_cap(iov, cnt, PIPE_BUF);
+		break;
+	case OUT_WRITE:
+		break;
+	}
+	return writev(pfd.fd, iov, cnt);
+}
+
 /*
  * Writes the rest of the pending tx chain: 1 when done (written or discarded), 0 when the fd
  * is full.
@@ -312,14 +362,7 @@ static int port_tx_write(struct console_port *p)
 			cnt++;
 			off = 0;
 		}
-		if (p->id == 0) {
-			n = writev(fd, c->iov, cnt);
-		} else {
-			struct msghdr msg = {.msg_iov = c->iov, .msg_iovlen = (size_t)cnt};
-
-			/* A vanished client must not SIGPIPE the VMM. */
-			n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-		}
+		n = p->id == 0 ? out_write(c, c->iov, cnt) : sock_send(fd, c->iov, cnt);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -853,6 +896,51 @@ static int check_options(const struct console_port_options *ports, unsigned int 
 	return 0;
 }
 
+/*
+ * Port 0 output goes to the VMM's stdout, whose open file description is shared with the
+ * shell and whoever else holds it: O_NONBLOCK set there would make their writes fail with
+ * EAGAIN, so its flags are never touched. Instead, by what the fd is:
+ * - a socket: send() with MSG_DONTWAIT, per call;
+ * - a pipe or a terminal: a second open of the same pipe or terminal through /proc/self/fd
+ *   gives a description of our own, opened non-blocking;
+ * - if that fails: poll for POLLOUT first and write at most PIPE_BUF bytes, which a pipe
+ *   with room takes at once (another writer racing us could still fill it; rare);
+ * - anything else (a regular file, /dev/null) never waits for a reader: plain writes.
+ * A pty master is not reopened (that would open /dev/ptmx, a new pty). epoll keys on the fd
+ * number, so output always gets a number other than console_in_fd's.
+ */
+static int out_open(struct console *c, int out_fd, int in_fd, struct kerr *err)
+{
+	char path[64];
+	struct stat st;
+	int ptn, fd;
+
+	c->out_mode = OUT_WRITE;
+	if (out_fd < 0)
+		return 0;
+	if (fstat(out_fd, &st) < 0)
+		return kerr_set(err, "virtio-console: fstat of the output fd: %s", strerror(errno));
+	if (S_ISSOCK(st.st_mode)) {
+		c->out_mode = OUT_SEND;
+	} else if (S_ISFIFO(st.st_mode) || (isatty(out_fd) && ioctl(out_fd, TIOCGPTN, &ptn) < 0)) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", out_fd);
+		fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd >= 0) {
+			c->out.h.fd = fd;
+			c->out_owned = true;
+			return 0;
+		}
+		c->out_mode = OUT_POLL;
+	}
+	if (out_fd == in_fd) {
+		c->out.h.fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 0);
+		if (c->out.h.fd < 0)
+			return kerr_set(err, "virtio-console: dup: %s", strerror(errno));
+		c->out_owned = true;
+	}
+	return 0;
+}
+
 static void port_init(struct console *c, struct console_port *p, unsigned int id)
 {
 	p->c = c;
@@ -903,15 +991,8 @@ int virtio_console_create(struct virtio_dev **out, int console_in_fd, int consol
 			goto fail;
 		}
 	}
-	/* epoll keys on the fd number: one fd both ways needs a second number for output. */
-	if (console_out_fd >= 0 && console_out_fd == console_in_fd) {
-		c->out.h.fd = fcntl(console_out_fd, F_DUPFD_CLOEXEC, 0);
-		if (c->out.h.fd < 0) {
-			kerr_set(err, "virtio-console: dup: %s", strerror(errno));
-			goto fail;
-		}
-		c->out_dup = true;
-	}
+	if (out_open(c, console_out_fd, console_in_fd, err) < 0)
+		goto fail;
 	for (unsigned int i = 1; i < c->nr_ports; i++) {
 		struct console_port *p = &c->ports[i];
 
@@ -968,7 +1049,7 @@ static void console_free(struct console *c)
 	}
 	watch_set(c, &c->in, 0);
 	watch_set(c, &c->out, 0);
-	if (c->out_dup)
+	if (c->out_owned)
 		close(c->out.h.fd);
 	ctrl_clear(c);
 	free(c->inbuf);
