@@ -27,7 +27,7 @@
  * - No output write ever waits, on port 0's stdout either (blocking or not, shared or not):
  *   the chain being written is held (the port's bounded buffer: one chain), no further
  *   chain is taken from that transmit queue, and the rest goes out on EPOLLOUT. How stdout
- *   is written without changing its flags is described at out_open() in console.c.
+ *   is written without changing its flags is described at console_out_open() (console_port.c).
  * - Device reset keeps the listening sockets and any connected clients (the next driver sees
  *   PORT_OPEN(id, 1) once it readies the port), keeps buffered port 0 input, and drops queued
  *   control messages and half-written output.
