@@ -3,7 +3,9 @@
  * 1..N are named serial ports (/dev/virtio-ports/NAME in the guest), each backed by a listening
  * AF_UNIX stream socket on the host.
  *
- * Queues: port 0 rx=0 tx=1, control rx=2 tx=3, port N>=1 rx=2N+2 tx=2N+3.
+ * Queues: port 0 rx=0 tx=1, control rx=2 tx=3, port N>=1 rx=2N+2 tx=2N+3. Without MULTIPORT
+ * negotiated only queues 0 and 1 exist: kicks on the others are ignored and nothing is taken
+ * from them.
  *
  * Threads: every entry point (the ops, virtio_console_input, the event handlers) takes the
  * device's mutex, so the transport may call activate/reset/config_read from a vCPU thread
@@ -22,6 +24,10 @@
  * - Guest output to a named port without a client is discarded (the chain is completed), so
  *   the guest never blocks. Output the client cannot take yet (EAGAIN) stops that transmit
  *   queue until the socket is writable again; nothing is dropped.
+ * - No output write ever waits, on port 0's stdout either (blocking or not, shared or not):
+ *   the chain being written is held (the port's bounded buffer: one chain), no further
+ *   chain is taken from that transmit queue, and the rest goes out on EPOLLOUT. How stdout
+ *   is written without changing its flags is described at console_out_open() (console_port.c).
  * - Device reset keeps the listening sockets and any connected clients (the next driver sees
  *   PORT_OPEN(id, 1) once it readies the port), keeps buffered port 0 input, and drops queued
  *   control messages and half-written output.

@@ -221,6 +221,7 @@ int vm_wait(struct vm *vm)
 	for (unsigned int i = 0; i < vm->nr_cpus; i++)
 		vcpu_stop(&vm->vcpus[i]);
 	event_loop_stop(&vm->loop);
+	debug_port_finish(&vm->debug);
 	return vm->exit_status;
 }
 

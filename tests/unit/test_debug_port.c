@@ -118,3 +118,41 @@ Test(debug_port, reads_return_zero)
 	cr_assert_eq(ex.calls, 0, "a read requested an exit");
 	cr_assert_eq(read(pipefd[0], buf, sizeof(buf)), -1, "a read logged something");
 }
+
+/* A guest that hammers the boot timer must not be able to fill the disk behind stderr. */
+Test(debug_port, boot_timer_flood_is_bounded)
+{
+	static char buf[1 << 16];
+	size_t total = 0;
+	ssize_t n;
+	uint8_t b = 1;
+
+	for (int i = 0; i < 100000; i++) {
+		debug_port_io(&d, DEBUG_PORT_BOOT_TIMER, &b, 1, true);
+		/* Drain as we go so a full pipe cannot hide what was written. */
+		while ((n = read(pipefd[0], buf, sizeof(buf))) > 0)
+			total += (size_t)n;
+	}
+	cr_assert_leq(total, 4096, "%zu bytes logged for 100000 writes", total);
+	cr_assert_eq(ex.calls, 0);
+
+	/* One summary line at the end names the writes that were not logged. */
+	debug_port_finish(&d);
+	n = read(pipefd[0], buf, sizeof(buf) - 1);
+	cr_assert_gt(n, 0, "no summary line");
+	buf[n] = '\0';
+	cr_assert_not_null(strstr(buf, "boot-timer"), "summary '%s'", buf);
+	cr_assert_not_null(strstr(buf, "99992"), "summary '%s' lacks the count", buf);
+	cr_assert_eq(strchr(buf, '\n'), buf + n - 1, "more than one line: '%s'", buf);
+}
+
+Test(debug_port, finish_is_silent_without_a_flood)
+{
+	uint8_t b = 0;
+	char buf[256];
+
+	debug_port_io(&d, DEBUG_PORT_BOOT_TIMER, &b, 1, true);
+	cr_assert_gt(read(pipefd[0], buf, sizeof(buf)), 0);
+	debug_port_finish(&d);
+	cr_assert_eq(read(pipefd[0], buf, sizeof(buf)), -1, "a summary with nothing to say");
+}

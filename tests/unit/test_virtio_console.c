@@ -200,7 +200,7 @@ static void setup_queues(void)
 }
 
 /* Creates the device with nr named ports and brings it to DRIVER_OK. */
-static void start(unsigned int nr)
+static void start_out(unsigned int nr, int out_fd)
 {
 	const struct console_port_options opts[2] = {
 	    {.name = "org.kestrel.one", .socket_path = paths[0]},
@@ -208,8 +208,8 @@ static void start(unsigned int nr)
 	};
 	struct kerr err = {{0}};
 
-	cr_assert_eq(virtio_console_create(&dev, in_pipe[0], out_pipe[1], opts, nr, &gm, &el, &err),
-		     0, "%s", err.msg);
+	cr_assert_eq(virtio_console_create(&dev, in_pipe[0], out_fd, opts, nr, &gm, &el, &err), 0,
+		     "%s", err.msg);
 	cr_assert_eq(dev->num_queues, 4 + 2 * nr);
 	cr_assert_eq(dev->queue_max_size, 256);
 	cr_assert(dev->host_features & (1ULL << VIRTIO_CONSOLE_F_MULTIPORT));
@@ -218,6 +218,11 @@ static void start(unsigned int nr)
 	dev->guest_features = dev->host_features | (1ULL << VIRTIO_F_VERSION_1);
 	setup_queues();
 	cr_assert_eq(dev->ops->activate(dev), 0);
+}
+
+static void start(unsigned int nr)
+{
+	start_out(nr, out_pipe[1]);
 }
 
 static void suite_init(void)
@@ -776,4 +781,109 @@ Test(virtio_console, without_multiport_port0_is_open_from_the_start)
 	cr_assert(take_used(0, &buf, &len));
 	cr_assert_eq(len, 1);
 	cr_assert_eq(buf[0], 'k');
+}
+
+/*
+ * Without MULTIPORT only port 0's pair exists (§5.3.2): kicks on the control queues or on a
+ * named port's queues are ignored, and a client coming and going touches no queue either.
+ */
+Test(virtio_console, without_multiport_only_port0_queues_exist)
+{
+	struct virtio_console_control m = {
+	    .id = VIRTIO_CONSOLE_BAD_ID, .event = VIRTIO_CONSOLE_DEVICE_READY, .value = 1};
+	int fd;
+
+	start(1);
+	dev->ops->reset(dev);
+	dev->guest_features = (1ULL << VIRTIO_F_VERSION_1);
+	setup_queues();
+	/* Queued before DRIVER_OK, then kicked after it. */
+	post_ctrl_rx(4);
+	post(3, &m, sizeof(m), 1);
+	cr_assert_eq(dev->ops->activate(dev), 0);
+	kick(2);
+	kick(3);
+	cr_assert_not(take_used(3, NULL, NULL), "control tx served without MULTIPORT");
+	cr_assert_not(take_used(2, NULL, NULL), "control rx served without MULTIPORT");
+
+	post(5, "x", 1, 1);
+	kick(5);
+	post_rx(4, 16);
+	kick(4);
+	fd = connect_client(paths[0]);
+	cr_assert_eq(write(fd, "y", 1), 1);
+	close(fd);
+	for (int i = 0; i < 5; i++)
+		pump(10);
+	cr_assert_not(take_used(5, NULL, NULL), "port 1 tx served without MULTIPORT");
+	cr_assert_not(take_used(4, NULL, NULL), "port 1 rx served without MULTIPORT");
+	cr_assert_eq(stats().ctrl_malformed, 0);
+	cr_assert_eq(resets, 0);
+
+	/* Port 0 still works. */
+	post(1, "ok", 2, 1);
+	kick(1);
+	cr_assert(take_used(1, NULL, NULL));
+}
+
+/*
+ * Port 0 output must never block the event loop, even on a blocking stdout whose reader
+ * stalls: the kick returns, the rest waits in the device, and once the reader drains every
+ * byte arrives in order. The caller's fd keeps its flags (others may share it).
+ */
+static void stalled_reader(int rd, int wr, size_t total)
+{
+	static uint8_t data[768 * 1024], got[768 * 1024];
+	unsigned int chains = (unsigned int)(total / 16384);
+	int flags = fcntl(wr, F_GETFL);
+	size_t have = 0;
+
+	cr_assert_leq(total, sizeof(data));
+	cr_assert_eq(flags & O_NONBLOCK, 0, "the test needs a blocking fd");
+	start_out(0, wr);
+	pattern(data, total, 13);
+	for (unsigned int i = 0; i < chains; i++)
+		post(1, data + i * 16384, 16384, 1 + i % 3);
+	kick(1); /* hangs here (and the test times out) if the device writes blocking */
+	cr_assert_lt(count_used(1), chains, "it all fit: the test proves nothing");
+	cr_assert_eq(fcntl(wr, F_GETFL), flags, "the shared fd's flags were changed");
+	cr_assert_eq(pump(50), 0, "polled for output while the reader is stalled");
+
+	cr_assert_eq(fcntl(rd, F_SETFL, fcntl(rd, F_GETFL) | O_NONBLOCK), 0);
+	for (int tries = 0; have < total && tries < 2000; tries++) {
+		ssize_t n = read(rd, got + have, total - have);
+
+		if (n > 0)
+			have += (size_t)n;
+		pump(5);
+	}
+	cr_assert_eq(have, total);
+	cr_assert_eq(memcmp(got, data, total), 0, "bytes lost or out of order");
+	cr_assert_eq(fqs[1].used_seen + count_used(1), chains);
+	cr_assert_eq(stats().output_discarded, 0);
+	cr_assert_eq(stats().tx_bytes, total);
+}
+
+Test(virtio_console, port0_output_to_blocking_pipe_never_blocks, .timeout = 10)
+{
+	int p[2];
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	stalled_reader(p[0], p[1], 96 * 1024);
+	virtio_console_destroy(dev);
+	dev = NULL;
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(virtio_console, port0_output_to_blocking_socket_never_blocks, .timeout = 10)
+{
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	stalled_reader(sv[0], sv[1], 768 * 1024);
+	virtio_console_destroy(dev);
+	dev = NULL;
+	close(sv[0]);
+	close(sv[1]);
 }
