@@ -206,8 +206,16 @@ static void net_config_write(struct virtio_dev *d, uint32_t offset, const uint8_
 	pthread_mutex_unlock(&n->cfg_lock);
 }
 
+/* Refusing FEATURES_OK is how the spec tells a driver its feature set is inconsistent. */
+static bool net_validate_features(struct virtio_dev *d, uint64_t features)
+{
+	(void)d;
+	return virtio_net_check_features(features, NULL) == 0;
+}
+
 static const struct virtio_dev_ops net_ops = {
     .config_read = net_config_read,
+    .validate_features = net_validate_features,
     .config_write = net_config_write,
     .activate = net_activate,
     .reset = net_reset,

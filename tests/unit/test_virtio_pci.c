@@ -108,8 +108,18 @@ static void fake_queue_irq_changed(struct virtio_dev *d, uint16_t q)
 	irq_changes[q]++;
 }
 
+/* Feature sets containing all of these bits are refused (a dependency rule). */
+static uint64_t refused_combo;
+
+static bool fake_validate_features(struct virtio_dev *d, uint64_t f)
+{
+	(void)d;
+	return !refused_combo || (f & refused_combo) != refused_combo;
+}
+
 static const struct virtio_dev_ops fake_ops = {
     .config_read = fake_config_read,
+    .validate_features = fake_validate_features,
     .config_write = fake_config_write,
     .activate = fake_activate,
     .reset = fake_reset,
@@ -204,6 +214,7 @@ static void reset_records(void)
 	memset(irq_changes, 0, sizeof(irq_changes));
 	activate_result = 0;
 	during_reset = NULL;
+	refused_combo = 0;
 	nr_ioefds = nr_route_adds = nr_route_sets = 0;
 	intx_level = 0;
 	intx_calls = 0;
@@ -1447,4 +1458,13 @@ Test(virtio_pci, vector_writes_cannot_grow_the_event_loop_queue)
 	cr_assert_leq(queued, 1);
 	drain_loop();
 	cr_assert_geq(irq_changes[1], 1);
+}
+
+Test(virtio_pci, features_ok_refused_when_the_device_rejects_the_set)
+{
+	refused_combo = (1ULL << 3) | (1ULL << 35);
+	cr_assert_eq(negotiate(VERSION_1 | (1ULL << 3) | (1ULL << 35)), S_ACK | S_DRV);
+	cr_assert_eq(dev.guest_features, 0);
+	CW(device_status, 0);
+	cr_assert_eq(negotiate(VERSION_1 | (1ULL << 3)), S_ACK | S_DRV | S_FOK);
 }
