@@ -1,6 +1,7 @@
 #include "devices/uart_8250.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,6 +36,7 @@ void uart_init(struct uart_8250 *u, int out_fd, struct irq_line irq)
 	u->out_fd = out_fd;
 	u->irq = irq;
 	u->mcr = MCR_OUT2;
+	u->out_wait_ms = UART_OUT_WAIT_MS;
 }
 
 void uart_destroy(struct uart_8250 *u)
@@ -73,7 +75,21 @@ static void uart_transmit(struct uart_8250 *u, uint8_t c)
 		}
 		return;
 	}
-	/* The console must not stall the guest forever; a failed write loses the byte. */
+	/*
+	 * A reader that stops reading must not hold this vCPU (and with it kestrel's shutdown)
+	 * forever: wait a bounded time for room, then lose the byte, as a serial line would. A
+	 * descriptor that polls writable takes one byte without blocking.
+	 */
+	struct pollfd p = {.fd = u->out_fd, .events = POLLOUT};
+	int r;
+
+	do
+		r = poll(&p, 1, u->out_wait_ms);
+	while (r < 0 && errno == EINTR);
+	if (r != 1 || !(p.revents & POLLOUT)) {
+		u->tx_dropped++;
+		return;
+	}
 	while (write(u->out_fd, &c, 1) < 0 && errno == EINTR)
 		;
 }

@@ -16,6 +16,8 @@
 #define UART_COM1_IRQ 4
 #define UART_NR_REGS 8
 #define UART_RX_BUF 4096
+/* How long one output byte may wait for a reader that stopped reading before it is dropped. */
+#define UART_OUT_WAIT_MS 100
 
 struct uart_8250 {
 	pthread_mutex_t lock; /* vCPU threads (register access) vs. the event loop (input) */
@@ -27,6 +29,8 @@ struct uart_8250 {
 	uint8_t rx[UART_RX_BUF];
 	size_t rx_head, rx_len;
 	uint64_t rx_dropped;
+	int out_wait_ms;     /* UART_OUT_WAIT_MS; tests shorten it */
+	uint64_t tx_dropped; /* output bytes the host side had no room for */
 };
 
 void uart_init(struct uart_8250 *u, int out_fd, struct irq_line irq);

@@ -310,3 +310,33 @@ Test(uart, wide_reads_and_bad_offsets)
 	cr_assert_eq(e, 0x77);
 	cr_assert_eq(rd(SCR), 0x42);
 }
+
+/* A host reader that stopped reading must not hold the vCPU writing THR forever. */
+Test(uart, output_to_a_stalled_reader_is_dropped_not_waited_for, .timeout = 10)
+{
+	int p[2], fl;
+	char fill[4096];
+
+	cr_assert_eq(pipe(p), 0);
+	fl = fcntl(p[1], F_GETFL);
+	cr_assert_eq(fcntl(p[1], F_SETFL, fl | O_NONBLOCK), 0);
+	memset(fill, 'x', sizeof(fill));
+	while (write(p[1], fill, sizeof(fill)) > 0)
+		;
+	/* The descriptor kestrel got is a blocking one, as a shared stdout is. */
+	cr_assert_eq(fcntl(p[1], F_SETFL, fl), 0);
+	u.out_fd = p[1];
+	u.out_wait_ms = 10;
+	for (int i = 0; i < 5; i++)
+		wr(0, 'a');
+	cr_assert_eq(u.tx_dropped, 5);
+	/* Once the reader drains, output flows again. */
+	cr_assert_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	while (read(p[0], fill, sizeof(fill)) > 0)
+		;
+	wr(0, 'b');
+	cr_assert_eq(u.tx_dropped, 5);
+	u.out_fd = pipefd[1];
+	close(p[0]);
+	close(p[1]);
+}
