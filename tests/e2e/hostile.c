@@ -63,7 +63,10 @@ static void atk_mrg(void)
 {
 	static struct vq rx;
 	struct dma b = dma_alloc(12 + 1023, 64);
-	uint16_t max;
+	uint16_t max, size;
+	bool enabled;
+	int got = 0, rounds = 0;
+	double end;
 
 	if (!vdev_negotiate(&net, 1ULL << VIRTIO_NET_F_MRG_RXBUF))
 		say("MRG FEATURES_OK refused");
@@ -71,21 +74,28 @@ static void atk_mrg(void)
 	wr16(net.common, CC(queue_select), 0);
 	max = rd16(net.common, CC(queue_size));
 	vq_alloc(&rx, 0, 1024);
-	say("MRG max=%u enable=%d size-read=%u", max, vq_enable(&net, &rx, NOVEC),
-	    rd16(net.common, CC(queue_size)));
-	for (int i = 0; i < 1024; i++) {
-		uint64_t gpa = i ? b.gpa + 12 + (uint64_t)i - 1 : b.gpa;
-		uint32_t len = i ? 1 : 12;
-		uint16_t fl = VRING_DESC_F_WRITE;
-		vq_add(&rx, &gpa, &len, &fl, 1);
-	}
+	enabled = vq_enable(&net, &rx, NOVEC);
+	size = rd16(net.common, CC(queue_size));
+	say("MRG max=%u enable=%d size-read=%u", max, enabled, size);
 	set_status(&net, ST_UP);
-	vq_kick(&net, 0);
 	say("MRG-READY status=0x%x", vdev_status(&net));
-	/* The test host now sends large frames; each one needs ~1000 of these buffers. */
-	int got = vq_wait(&rx, 1, 30);
-	got += vq_wait(&rx, 1024, 5);
-	say("MRG-USED %d status=0x%x", got, vdev_status(&net));
+	/* The test host now sends large frames; each one eats all of these buffers. Post them
+	 * again after every frame so that each frame overflows again. */
+	for (end = now() + 30; now() < end && rounds < 16; rounds++) {
+		for (int i = 0; i < 1024; i++) {
+			uint64_t gpa = i ? b.gpa + 12 + (uint64_t)i - 1 : b.gpa;
+			uint32_t len = i ? 1 : 12;
+			uint16_t fl = VRING_DESC_F_WRITE;
+			vq_add(&rx, &gpa, &len, &fl, 1);
+		}
+		vq_kick(&net, 0);
+		int n = vq_wait(&rx, 1, end - now());
+		if (!n)
+			break;
+		got += n + vq_wait(&rx, 1024, 0.2);
+		end = now() + 5; /* the next frame comes within the ping interval */
+	}
+	say("MRG-USED %d rounds=%d status=0x%x", got, rounds, vdev_status(&net));
 }
 
 /* ---- 2: status games with requests in flight ---- */
@@ -196,7 +206,8 @@ static void atk_reset(void)
 		post_reads(&q, 16);
 		vq_kick(&blk, 0);
 		win_write(&blk, &blk.common, CC(device_status), 1, 0);
-		/* No wait for status 0: rewrite and re-enable the queue the device may still use. */
+		/* No wait for status 0: rewrite and re-enable the queue the device may still use.
+		 */
 		vq_program(&blk, &q, NOVEC);
 		wr16(blk.common, CC(queue_enable), 1);
 		if (r & 1) {
@@ -252,15 +263,16 @@ static void atk_msix(void)
 		vq_kick(&blk, 0);
 		got = vq_wait(&q, 32, 10);
 		say("MSIX-BLK-MASKED completions=%d pba=%d", got, pba0(&blk));
-		/* Thousands of vector writes: table entries and queue_msix_vector on a live device. */
-		for (unsigned int i = 0; i < 20000; i++) {
+		/* Thousands of vector writes: table entries and queue_msix_vector on a live device.
+		 */
+		for (unsigned int i = 0; i < 5000; i++) {
 			unsigned int e = blk.msix_n > 1 ? 1 + i % (blk.msix_n - 1) : 0;
 			mmio_write(blk.msix_table + 16 * e + 8, 4, 0x40 + (i & 15));
 			mmio_write(blk.msix_table + 16 * e + 12, 4, (e == 0) | (i & 1));
 			wr16(blk.common, CC(queue_msix_vector), (uint16_t)(i % (blk.msix_n + 2)));
 		}
 		wr16(blk.common, CC(queue_msix_vector), 0);
-		say("MSIX-BLK vector-writes=20000 status=0x%x", vdev_status(&blk));
+		say("MSIX-BLK vector-writes=5000 status=0x%x", vdev_status(&blk));
 		msix_past_table(&blk);
 	}
 	if (net.msix) {
@@ -334,7 +346,8 @@ static void sweep_registers(struct vdev *d)
 		const struct region *r = rs[i];
 		if (!r->p)
 			continue;
-		size_t room = d->bar_len[r->bar] - r->off; /* straddling the end is fine, leaving the BAR is not */
+		size_t room = d->bar_len[r->bar] -
+			      r->off; /* straddling the end is fine, leaving the BAR is not */
 		for (int pat = -1; pat < 3; pat++)
 			for (uint32_t off = 0; off < r->len; off++)
 				for (unsigned int w = 1; w <= 8; w *= 2, n++) {
@@ -352,14 +365,20 @@ static void sweep_registers(struct vdev *d)
 static void atk_sweep(void)
 {
 	static struct vq q;
-	static const uint8_t orders[][4] = {
-	    {VIRTIO_CONFIG_S_DRIVER_OK}, {VIRTIO_CONFIG_S_FEATURES_OK}, {0xff}, {0x80}, {0x40},
-	    {1, VIRTIO_CONFIG_S_DRIVER_OK}, {1, 3, 3 | VIRTIO_CONFIG_S_DRIVER_OK}, {ST_UP, 1, ST_UP},
-	    {1, 3, 0x0b, 0x0f}, {ST_UP, 0x40 | ST_UP, 0x80}};
+	static const uint8_t orders[][4] = {{VIRTIO_CONFIG_S_DRIVER_OK},
+					    {VIRTIO_CONFIG_S_FEATURES_OK},
+					    {0xff},
+					    {0x80},
+					    {0x40},
+					    {1, VIRTIO_CONFIG_S_DRIVER_OK},
+					    {1, 3, 3 | VIRTIO_CONFIG_S_DRIVER_OK},
+					    {ST_UP, 1, ST_UP},
+					    {1, 3, 0x0b, 0x0f},
+					    {ST_UP, 0x40 | ST_UP, 0x80}};
 	const uint16_t sizes[] = {0, 1, 3, 2048, 65535};
 	const uint64_t end = ram_end();
-	const uint64_t bad[] = {end - 16, end - 4096, end, end + 4096, 1ULL << 40,
-				0xfffffffffffff000ULL, ~0ULL - 15};
+	const uint64_t bad[] = {
+	    end - 16, end - 4096, end, end + 4096, 1ULL << 40, 0xfffffffffffff000ULL, ~0ULL - 15};
 	struct dma ind = dma_alloc(4096, 4096), buf = dma_alloc(4096, 4096);
 	unsigned int i, k;
 
@@ -404,7 +423,8 @@ static void atk_sweep(void)
 		raw_queue(NULL, 256, bad[i], q.avail_gpa, q.used_gpa);
 		raw_queue(NULL, 256, q.desc_gpa, bad[i], q.used_gpa);
 		raw_queue(NULL, 256, q.desc_gpa, q.avail_gpa, bad[i]);
-		say("SWEEP rings at 0x%llx: status=0x%x", (unsigned long long)bad[i], vdev_status(&blk));
+		say("SWEEP rings at 0x%llx: status=0x%x", (unsigned long long)bad[i],
+		    vdev_status(&blk));
 	}
 
 	/* Descriptor chains; each round starts from a clean device. */
@@ -419,26 +439,57 @@ static void atk_sweep(void)
 		desc_set(&q.desc[1], buf.gpa + 512, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
 		desc_set(&q.desc[2], buf.gpa + 16, 1, VRING_DESC_F_WRITE, 0);
 		switch (i) {
-		case 0: what = "header outside RAM"; q.desc[0].addr = bad_addr; break;
-		case 1: what = "data across the end of RAM"; desc_set(&q.desc[1], end - 256, 4096, 3, 2); break;
-		case 2: what = "data address wraps"; desc_set(&q.desc[1], ~0ULL - 8, 64, 3, 2); break;
-		case 3: what = "status outside RAM"; q.desc[2].addr = bad[3]; break;
-		case 4: what = "loop 0-1-0"; desc_set(&q.desc[1], buf.gpa + 512, 512, 3, 0); break;
-		case 5: what = "self loop"; q.desc[0].next = 0; break;
-		case 6: what = "next out of range"; q.desc[1].next = 4000; break;
+		case 0:
+			what = "header outside RAM";
+			q.desc[0].addr = bad_addr;
+			break;
+		case 1:
+			what = "data across the end of RAM";
+			desc_set(&q.desc[1], end - 256, 4096, 3, 2);
+			break;
+		case 2:
+			what = "data address wraps";
+			desc_set(&q.desc[1], ~0ULL - 8, 64, 3, 2);
+			break;
+		case 3:
+			what = "status outside RAM";
+			q.desc[2].addr = bad[3];
+			break;
+		case 4:
+			what = "loop 0-1-0";
+			desc_set(&q.desc[1], buf.gpa + 512, 512, 3, 0);
+			break;
+		case 5:
+			what = "self loop";
+			q.desc[0].next = 0;
+			break;
+		case 6:
+			what = "next out of range";
+			q.desc[1].next = 4000;
+			break;
 		case 7: /* indirect table whose entry is itself indirect */
 			what = "nested indirect";
 			desc_set((void *)ind.va, ind.gpa, 64, VRING_DESC_F_INDIRECT, 0);
 			desc_set(&q.desc[0], ind.gpa, 16, VRING_DESC_F_INDIRECT, 0);
 			break;
-		case 8: what = "zero-length indirect"; desc_set(&q.desc[0], ind.gpa, 0, VRING_DESC_F_INDIRECT, 0); break;
-		case 9: what = "huge indirect"; desc_set(&q.desc[0], ind.gpa, 0xfffffff0, VRING_DESC_F_INDIRECT, 0); break;
-		case 10: what = "indirect length 17, outside RAM"; desc_set(&q.desc[0], end - 8, 17, VRING_DESC_F_INDIRECT, 0); break;
+		case 8:
+			what = "zero-length indirect";
+			desc_set(&q.desc[0], ind.gpa, 0, VRING_DESC_F_INDIRECT, 0);
+			break;
+		case 9:
+			what = "huge indirect";
+			desc_set(&q.desc[0], ind.gpa, 0xfffffff0, VRING_DESC_F_INDIRECT, 0);
+			break;
+		case 10:
+			what = "indirect length 17, outside RAM";
+			desc_set(&q.desc[0], end - 8, 17, VRING_DESC_F_INDIRECT, 0);
+			break;
 		default: /* a loop inside an indirect table, and INDIRECT|NEXT */
 			what = "indirect loop";
 			desc_set((void *)ind.va, buf.gpa, 16, VRING_DESC_F_NEXT, 1);
 			desc_set((void *)(ind.va + 16), buf.gpa + 512, 16, VRING_DESC_F_NEXT, 0);
-			desc_set(&q.desc[0], ind.gpa, 32, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
+			desc_set(&q.desc[0], ind.gpa, 32, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT,
+				 1);
 			break;
 		}
 		publish0(&q, what);
@@ -484,7 +535,8 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], attacks[i].name))
 			run = attacks[i].run;
 	if (!run) {
-		fprintf(stderr, "usage: hostile mrg|status|isr|reset|msix|sweep [blk=BDF] [net=BDF]\n");
+		fprintf(stderr,
+			"usage: hostile mrg|status|isr|reset|msix|sweep [blk=BDF] [net=BDF]\n");
 		return 2;
 	}
 	dma_init(16UL << 20);

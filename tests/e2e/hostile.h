@@ -30,18 +30,18 @@ struct region {
 
 struct vdev {
 	char bdf[32];
-	int cfg_fd;		 /* /sys/bus/pci/devices/BDF/config */
+	int cfg_fd; /* /sys/bus/pci/devices/BDF/config */
 	volatile uint8_t *bar[6];
 	size_t bar_len[6];
 	struct region common, isr, devcfg, notify;
 	uint32_t notify_mult;
-	unsigned int win;	 /* config offset of the VIRTIO_PCI_CAP_PCI_CFG capability, 0: none */
-	unsigned int msix;	 /* config offset of the MSI-X capability, 0: none */
+	unsigned int win;  /* config offset of the VIRTIO_PCI_CAP_PCI_CFG capability, 0: none */
+	unsigned int msix; /* config offset of the MSI-X capability, 0: none */
 	volatile uint8_t *msix_table, *msix_pba;
-	unsigned int msix_n;	 /* table entries */
-	size_t msix_room;	 /* bytes mapped from the table start to the end of its BAR */
+	unsigned int msix_n; /* table entries */
+	size_t msix_room;    /* bytes mapped from the table start to the end of its BAR */
 	uint16_t num_queues;
-	uint64_t features;	 /* negotiated */
+	uint64_t features; /* negotiated */
 };
 
 /* A split virtqueue in pinned memory. */

@@ -264,7 +264,8 @@ int vdev_open(struct vdev *d, const char *bdf)
 	if (d->cfg_fd < 0)
 		die(path);
 	cfg_write(d, 4, 2, cfg_read(d, 4, 2) | 0x6); /* PCI_COMMAND: MEMORY | MASTER */
-	for (cap = cfg_read(d, 0x34, 1) & ~3u; cap && n++ < 48; cap = cfg_read(d, cap + 1, 1) & ~3u) {
+	for (cap = cfg_read(d, 0x34, 1) & ~3u; cap && n++ < 48;
+	     cap = cfg_read(d, cap + 1, 1) & ~3u) {
 		uint8_t id = (uint8_t)cfg_read(d, cap, 1), type;
 		if (id == 0x11) { /* MSI-X: table and PBA as (BIR, offset) */
 			uint32_t t = cfg_read(d, cap + 4, 4), p = cfg_read(d, cap + 8, 4);

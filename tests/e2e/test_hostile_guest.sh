@@ -92,7 +92,7 @@ for a in $ATTACKS; do
         host_tap kt0 10.77.0.1 || exit 1
         wait_console mrg "G: MRG-READY" 60 || exit 1
         arp -i kt0 -s 10.77.0.2 $MAC
-        ping -c 20 -i 0.2 -s 1400 -w 8 10.77.0.2
+        ping -c 40 -i 0.25 -s 1400 -w 12 10.77.0.2
         echo "H: FRAMES-SENT"
     ) > "$RIG_WORK/mrg-host.txt" 2>&1
     wait $VP
