@@ -7,12 +7,12 @@
 # One test-host boot; one kestrel run per attack (--cpus 2 --memory 256M), each with
 #   vda  the attacked disk: 1 MiB, sector 0 holds "kestrel-hostile-sector0\n" repeated
 #   vdb  the untouched disk: 8 MiB of random data, read through Linux's virtio-blk driver
-#   eth0 --net tap=kt0 (vhost=on for status and msix, off otherwise)
+#   eth0 --net tap=kt0 (vhost=on for status-net and msix, off otherwise)
 # The guest runs `hostile ATTACK blk=BDF-of-vda net=BDF-of-eth0` (tests/e2e/hostile.c: it
 # unbinds virtio-pci, maps the BAR from sysfs and drives the device from pinned memory), then
-# reads vdb's md5 and reboots. LIST is a comma list of mrg,status,isr,reset,msix,sweep (the
-# attacks are described in hostile.c; for mrg the test host sends 1400-byte frames to the
-# guest's MAC). Checks per attack:
+# reads vdb's md5 and reboots. LIST is a comma list of mrg,status-blk,status-net,isr,reset,
+# msix,sweep (the attacks are described in hostile.c; NAME-blk/NAME-net run NAME on one device
+# only; for mrg the test host sends 1400-byte frames to the guest's MAC). Checks per attack:
 #   - kestrel stays up: the guest finishes, kestrel exits 0 on the guest's reboot within the
 #     time bound, and its stderr has no crash or sanitizer report
 #   - each attacked device ends in DEVICE_NEEDS_RESET or keeps working (after a reset and a
@@ -27,7 +27,7 @@ set -uo pipefail
 KESTREL_BIN=$REPO_ROOT/build/kestrel
 HOSTILE=
 STAMP=
-ATTACKS=mrg,status,isr,reset,msix,sweep
+ATTACKS=mrg,status-blk,status-net,isr,reset,msix,sweep
 LIMIT=${E2E_VMM_TIMEOUT:-80}   # seconds per kestrel run; a deadlock ends as status 143/137
 while [ $# -gt 0 ]; do
     case $1 in
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
         --hostile) HOSTILE=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
         --attacks) ATTACKS=$2; shift 2 ;;
-        *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,23p' "$0" >&2; exit 2 ;;
     esac
 done
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
@@ -66,8 +66,8 @@ n=0
 while { [ ! -b /dev/vdb ] || [ ! -e /sys/class/net/eth0 ]; } && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
 bdf() { basename "$(readlink -f "$1/device/..")"; }
 B=blk=$(bdf /sys/block/vda) N=net=$(bdf /sys/class/net/eth0)
-case $ATTACK in mrg) B= ;; isr|reset) N= ;; esac
-hostile $ATTACK $B $N
+case $ATTACK in mrg|*-net) B= ;; isr|reset|*-blk) N= ;; esac
+hostile ${ATTACK%-*} $B $N
 echo "G: HOSTILE-EXIT $?"
 echo 3 > /proc/sys/vm/drop_caches
 echo "G: VICTIM-MD5 $(md5sum < /dev/vdb | cut -d' ' -f1)"
@@ -77,7 +77,7 @@ GEOF
 
 for a in $ATTACKS; do
     vhost=off
-    case $a in status|msix) vhost=on ;; esac
+    case $a in status-net|msix) vhost=on ;; esac
     G=$({ echo "ATTACK=$a"; cat "$RIG_WORK/g-hostile.sh"; } | guest_initrd $a)
     set -- kestrel --cpus 2 --memory 256M --kernel $VMLINUZ --initrd $G \
         --cmdline "console=ttyS0 reboot=k panic=1 quiet" \
