@@ -10,7 +10,9 @@
  *             with requests in flight
  *     isr     blk, MSI-X off: two threads pinned to two vCPUs read the ISR through the
  *             PCI_CFG window and through the BAR while requests complete (legacy interrupts)
- *     reset   blk: reset through the PCI_CFG window, then at once set up and enable a queue
+ *     reset   blk: reset through the PCI_CFG window, then at once set up and enable a queue;
+ *             "stuck" counts rounds where the device shows a live, enabled queue that does not
+ *             serve a request
  *     msix    blk and net: completions on a masked vector (the pending bit must be set),
  *             thousands of vector writes, writes past the table; 10000 writes to port 0xf5
  *     sweep   blk (and net for the register widths): odd status orders, queue_select out
@@ -198,9 +200,9 @@ static void atk_isr(void)
 static void atk_reset(void)
 {
 	static struct vq q;
-	int r;
+	int r, stuck = 0;
 
-	for (r = 0; r < 64; r++) {
+	for (r = 0; r < 48; r++) {
 		if (!blk_up(&blk, &q, 0, NOVEC))
 			say("RESET bring-up failed in round %d status=0x%x", r, vdev_status(&blk));
 		post_reads(&q, 16);
@@ -208,14 +210,22 @@ static void atk_reset(void)
 		win_write(&blk, &blk.common, CC(device_status), 1, 0);
 		/* No wait for status 0: rewrite and re-enable the queue the device may still use.
 		 */
+		if (r & 1)
+			vq_alloc(&q, 0, q.size); /* same memory, fresh rings */
 		vq_program(&blk, &q, NOVEC);
 		wr16(blk.common, CC(queue_enable), 1);
-		if (r & 1) {
-			set_status(&blk, ST_UP);
-			vq_kick(&blk, 0);
-		}
+		if (!(r & 1))
+			continue;
+		set_status(&blk, ST_UP);
+		/* Whatever the device made of it, what it shows must hold: an enabled queue on a
+		 * live device serves a request. */
+		post_reads(&q, 1);
+		vq_kick(&blk, 0);
+		if (!vq_wait(&q, 1, 0.5) && vdev_status(&blk) == ST_UP &&
+		    rd16(blk.common, CC(queue_enable)) == 1)
+			stuck++;
 	}
-	say("RESET rounds=%d status=0x%x", r, vdev_status(&blk));
+	say("RESET rounds=%d stuck=%d status=0x%x", r, stuck, vdev_status(&blk));
 }
 
 /* ---- 5: MSI-X ---- */

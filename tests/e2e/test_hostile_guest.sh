@@ -18,9 +18,9 @@
 #   - each attacked device ends in DEVICE_NEEDS_RESET or keeps working (after a reset and a
 #     clean bring-up, blk reads sector 0 back, net transmits a frame)
 #   - the untouched disk vdb reads the md5 the test host computed
-# and for mrg: queue_size 1024 is not taken as is; for msix: completions on a masked vector
-# set the pending bit (blk, net with vhost), and 10000 writes to port 0xf5 leave fewer than
-# 100 lines on kestrel's stderr.
+# and for mrg: queue_size 1024 is not taken as is; for reset: no round leaves a live, enabled
+# queue that serves nothing; for msix: completions on a masked vector set the pending bit
+# (blk, net with vhost), and 10000 writes to port 0xf5 leave fewer than 100 lines on stderr.
 # Prints PASS/FAIL lines and "N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
@@ -144,6 +144,10 @@ for a in ${ATTACKS//,/ }; do
     if [ $a = mrg ]; then
         check_rec $a "[mrg] queue_size 1024 above the device maximum is refused or ends in NEEDS_RESET" \
             size_refused $a
+    fi
+    if [ $a = reset ]; then
+        check_rec $a "[reset] a queue enabled right after a reset through the window serves requests or is refused" \
+            eq 0 "$(gval $a RESET | sed -n 's/.* stuck=\([0-9]*\) .*/\1/p')"
     fi
     if [ $a = msix ]; then
         check_rec $a "[msix] virtio-blk: completions on a masked vector set the pending bit" \
