@@ -3,6 +3,7 @@
 # kestrel through the virtio-pci registers and rings, inside the nested test host.
 #
 #   test_hostile_guest.sh [--kestrel PATH] [--hostile PATH] [--stamp PATH] [--attacks LIST]
+#                         [--records RUN_DIR]   (re-check an earlier run kept with E2E_KEEP=1)
 #
 # One test-host boot; one kestrel run per attack (--cpus 2 --memory 256M), each with
 #   vda  the attacked disk: 1 MiB, sector 0 holds "kestrel-hostile-sector0\n" repeated
@@ -29,6 +30,7 @@ KESTREL_BIN=$REPO_ROOT/build/kestrel
 HOSTILE=
 STAMP=
 ATTACKS=mrg,status-blk,status-net,isr,reset,msix,sweep
+REUSE=
 LIMIT=${E2E_VMM_TIMEOUT:-80}   # seconds per kestrel run; a deadlock ends as status 143/137
 while [ $# -gt 0 ]; do
     case $1 in
@@ -36,7 +38,8 @@ while [ $# -gt 0 ]; do
         --hostile) HOSTILE=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
         --attacks) ATTACKS=$2; shift 2 ;;
-        *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+        --records) REUSE=$2; shift 2 ;;
+        *) sed -n '2,25p' "$0" >&2; exit 2 ;;
     esac
 done
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
@@ -103,7 +106,9 @@ EOF
 } > "$scenario"
 
 echo "# test_hostile_guest: attacks=$ATTACKS"
-if ! rig_run "$scenario" --timeout "${E2E_HOST_TIMEOUT:-570}" --kestrel "$KESTREL_BIN" \
+if [ -n "$REUSE" ]; then
+    RUN_DIR=$REUSE
+elif ! rig_run "$scenario" --timeout "${E2E_HOST_TIMEOUT:-570}" --kestrel "$KESTREL_BIN" \
         ${STAMP:+--stamp "$STAMP"} --file "$HOSTILE:/usr/local/bin/hostile"; then
     fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
 fi
