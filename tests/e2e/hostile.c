@@ -5,7 +5,8 @@
  *
  *   hostile ATTACK [blk=BDF] [net=BDF]
  *     mrg     net: MRG_RXBUF, RX queue 0 at 1024 entries (device max 256), one 12-byte buffer
- *             then 1-byte buffers; prints MRG-READY and waits for the test host's big frames
+ *             then 1-byte buffers; prints MRG-READY, then posts them again after each of
+ *             the test host's 1400-byte frames
  *     status  blk and net: clear DRIVER_OK / FEATURES_OK without a reset and set them again,
  *             with requests in flight
  *     isr     blk, MSI-X off: two threads pinned to two vCPUs read the ISR through the
