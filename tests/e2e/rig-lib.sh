@@ -110,6 +110,23 @@ wait_console() {
     echo "H: timeout waiting for '$2'"; return 1
 }
 
+# start_vmm NAME CMD...: run_vmm (limit $L, default 90 s) in the background; VP is its pid,
+# KP the VMM's (CMD's first word) once it runs, for wait_console and CPU-time readings.
+start_vmm() {
+    local name=$1 prog=$2; shift
+    run_vmm -t "${L:-90}" "$name" "$@" &
+    VP=$!
+    KP=
+    wait_for 30 pidof "$prog" && KP=$(pidof "$prog")
+}
+# host_tap DEV ADDR [MTU]: configure the host side of a tap the VMM created.
+host_tap() {
+    wait_for 60 ip link show "$1" || { echo "H: no $1"; return 1; }
+    ip addr add "$2/24" dev "$1"
+    [ -n "${3:-}" ] && ip link set "$1" mtu "$3"
+    ip link set "$1" up
+}
+
 # guest_initrd NAME [SCRIPT]: the default guest initramfs with /scenario.sh appended
 # (read from SCRIPT, or from stdin), plus the files GUEST_FILES="SRC:DEST ..." names. The guest's /init runs it after printing
 # KESTREL-GUEST-INIT-OK, then reboots. Prints the new initrd's path.

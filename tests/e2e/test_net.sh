@@ -64,21 +64,6 @@ QCMD='console=ttyS0 reboot=k panic=1 quiet'
 NB=/usr/local/bin/netbench
 export GUEST_FILES="$NB:/bin/netbench"
 
-# start_vmm NAME CMD...: run_vmm in the background; VP is its pid, KP the VMM's.
-start_vmm() {
-    local name=$1 prog=$2; shift
-    run_vmm -t $L "$name" "$@" &
-    VP=$!
-    KP=
-    wait_for 30 pidof "$prog" && KP=$(pidof "$prog")
-}
-# host_tap DEV ADDR [MTU]: configure the host side of a tap the VMM created.
-host_tap() {
-    wait_for 60 ip link show "$1" || { echo "H: no $1"; return 1; }
-    ip addr add "$2/24" dev "$1"
-    [ -n "${3:-}" ] && ip link set "$1" mtu "$3"
-    ip link set "$1" up
-}
 frags() { awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print "reasm=" $c["ReasmReqds"] " frag=" $c["FragCreates"] }' /proc/net/snmp; }
 # pings DESC ADDR [ping options]: print "H: DESC-OK" or "H: DESC-FAIL".
 pings() { local d=$1 a=$2; shift 2; ping -c 3 -W 5 "$@" "$a" > /dev/null 2>&1 && echo "H: $d-OK" || echo "H: $d-FAIL"; }
