@@ -8,6 +8,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "vmm/seccomp.h"
+
 struct event_loop_call {
 	void (*fn)(void *arg);
 	void *arg;
@@ -150,6 +152,8 @@ static void *event_loop_thread(void *arg)
 	struct event_loop *el = arg;
 	struct epoll_event evs[16];
 
+	if (sandbox_enter(SANDBOX_EVENT_LOOP))
+		return NULL;
 	for (;;) {
 		int n = epoll_wait(el->epfd, evs, 16, -1);
 		if (n < 0) {

@@ -1,0 +1,324 @@
+/*
+ * The per-thread seccomp profiles (vmm/seccomp.c): in a forked child that loaded the real
+ * filter of a thread class, a forbidden call ends the process with status 8 and one line
+ * naming the call; the calls the class needs still work.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <linux/sockios.h>
+#include <linux/vhost.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vmm/seccomp.h"
+
+#define STATUS 8
+
+struct outcome {
+	int status; /* exit status, or 128 + signal */
+	char err[1024];
+};
+
+/* Loads the filter of cls in this thread; any failure is exit status 99. */
+static void enter(enum sandbox_class cls)
+{
+	struct kerr err;
+	scmp_filter_ctx ctx;
+
+	if (sandbox_prepare(STATUS, &err))
+		_exit(99);
+	ctx = sandbox_build(cls, &err);
+	if (!ctx || sandbox_load(ctx, cls, &err))
+		_exit(99);
+}
+
+/* Runs fn(arg) in a child whose stderr is captured; fn returns the child's exit status. */
+static struct outcome run_child(int (*fn)(void *), void *arg)
+{
+	struct outcome o = {0};
+	int pfd[2], ws;
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pfd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		if (dup2(pfd[1], STDERR_FILENO) < 0)
+			_exit(98);
+		_exit(fn(arg));
+	}
+	close(pfd[1]);
+	while ((n = read(pfd[0], o.err + len, sizeof(o.err) - 1 - len)) > 0)
+		len += (size_t)n;
+	o.err[len] = '\0';
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &ws, 0), pid);
+	o.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+	return o;
+}
+
+static void expect_violation(const struct outcome *o, const char *call, const char *thread)
+{
+	const char *nl = strchr(o->err, '\n');
+
+	cr_assert_eq(o->status, STATUS, "exit status %d, want %d; stderr: %s", o->status, STATUS,
+		     o->err);
+	cr_assert_not_null(nl, "no complete line on stderr: '%s'", o->err);
+	cr_assert_eq(nl[1], '\0', "more than one line on stderr: '%s'", o->err);
+	cr_assert_eq(strncmp(o->err, "kestrel: ", 9), 0, "stderr: %s", o->err);
+	cr_assert_not_null(strstr(o->err, call), "'%s' does not name %s", o->err, call);
+	cr_assert_not_null(strstr(o->err, thread), "'%s' does not name the %s", o->err, thread);
+	cr_assert_not_null(strstr(o->err, "(exit status 8)"), "stderr: %s", o->err);
+}
+
+static void expect_clean(const struct outcome *o)
+{
+	cr_assert_eq(o->status, 0, "exit status %d; stderr: %s", o->status, o->err);
+	cr_assert_eq(o->err[0], '\0', "stderr: %s", o->err);
+}
+
+/* ---- forbidden calls ---- */
+
+static int call_socket(void *arg)
+{
+	enter((enum sandbox_class)(intptr_t)arg);
+	socket(AF_INET, SOCK_DGRAM, 0);
+	return 0; /* reached only if the call was allowed */
+}
+
+Test(seccomp, socket_is_forbidden_in_every_class)
+{
+	static const char *const names[] = {"main thread", "vCPU thread", "event-loop thread"};
+
+	for (int c = 0; c < SANDBOX_NR_CLASSES; c++) {
+		struct outcome o = run_child(call_socket, (void *)(intptr_t)c);
+		char want[32];
+
+		snprintf(want, sizeof(want), "socket (%d)", SYS_socket);
+		expect_violation(&o, want, names[c]);
+	}
+}
+
+static int vcpu_tun_ioctl(void *arg)
+{
+	(void)arg;
+	enter(SANDBOX_VCPU);
+	/* The event loop may do this, a vCPU thread may not: the request number is filtered. */
+	ioctl(STDIN_FILENO, TUNSETOFFLOAD, 0);
+	return 0;
+}
+
+Test(seccomp, vcpu_ioctl_requests_are_filtered)
+{
+	struct outcome o = run_child(vcpu_tun_ioctl, NULL);
+	char want[32];
+
+	snprintf(want, sizeof(want), "ioctl (%d)", SYS_ioctl);
+	expect_violation(&o, want, "vCPU thread");
+}
+
+static int exec_mapping(void *arg)
+{
+	(void)arg;
+	enter(SANDBOX_EVENT_LOOP);
+	mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return 0;
+}
+
+Test(seccomp, no_executable_mappings)
+{
+	struct outcome o = run_child(exec_mapping, NULL);
+	char want[32];
+
+	snprintf(want, sizeof(want), "mmap (%d)", SYS_mmap);
+	expect_violation(&o, want, "event-loop thread");
+}
+
+static void *socket_thread(void *arg)
+{
+	(void)arg;
+	enter(SANDBOX_VCPU);
+	syscall(SYS_uname, NULL);
+	return NULL;
+}
+
+static int filter_is_per_thread(void *arg)
+{
+	pthread_t t;
+	int s;
+
+	(void)arg;
+	/* The filter of the other thread must not apply here. */
+	if (pthread_create(&t, NULL, socket_thread, NULL))
+		return 97;
+	pthread_join(t, NULL);
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	return s >= 0 ? 0 : 96;
+}
+
+Test(seccomp, only_the_loading_thread_is_filtered)
+{
+	struct outcome o = run_child(filter_is_per_thread, NULL);
+	char want[32];
+
+	snprintf(want, sizeof(want), "uname (%d)", SYS_uname);
+	expect_violation(&o, want, "vCPU thread");
+}
+
+/* ---- allowed calls ---- */
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Locks, heap (small and mmap-sized), clocks, stderr-free writes. */
+static int common_calls_work(void)
+{
+	struct timespec ts;
+	void *big = malloc(1 << 22);
+	void *small = malloc(64);
+
+	if (!big || !small)
+		return 10;
+	memset(big, 1, 1 << 22);
+	free(big);
+	free(small);
+	pthread_mutex_lock(&lock);
+	pthread_mutex_unlock(&lock);
+	if (clock_gettime(CLOCK_MONOTONIC, &ts))
+		return 11;
+	return 0;
+}
+
+static int vcpu_allowed(void *arg)
+{
+	uint64_t one = 1, v;
+	int efd = eventfd(0, EFD_NONBLOCK), rc;
+
+	(void)arg;
+	if (efd < 0)
+		return 20;
+	enter(SANDBOX_VCPU);
+	rc = common_calls_work();
+	if (rc)
+		return rc;
+	if (write(efd, &one, sizeof(one)) != sizeof(one) || read(efd, &v, sizeof(v)) != sizeof(v))
+		return 21;
+	/* Allowed requests reach the kernel: an eventfd is not a vCPU, so ENOTTY. */
+	if (ioctl(efd, KVM_RUN, 0) != -1 || errno != ENOTTY)
+		return 22;
+	if (ioctl(efd, KVM_IRQFD, NULL) != -1 || errno != ENOTTY)
+		return 23;
+	return 0;
+}
+
+Test(seccomp, vcpu_calls_still_work)
+{
+	struct outcome o = run_child(vcpu_allowed, NULL);
+
+	expect_clean(&o);
+}
+
+static int event_loop_allowed(void *arg)
+{
+	struct epoll_event ev = {.events = EPOLLIN}, out;
+	char buf[8] = "abcdefg", tmpl[] = "/tmp/kestrel-seccomp.XXXXXX";
+	struct iovec iov = {buf, sizeof(buf)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	int ep = epoll_create1(0), sv[2], file = mkstemp(tmpl), rc, inq;
+
+	(void)arg;
+	if (ep < 0 || file < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		return 30;
+	unlink(tmpl);
+	ev.data.fd = sv[1];
+	enter(SANDBOX_EVENT_LOOP);
+	rc = common_calls_work();
+	if (rc)
+		return rc;
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev) || sendmsg(sv[0], &msg, MSG_DONTWAIT) != 8 ||
+	    writev(sv[0], &iov, 1) != 8)
+		return 31;
+	if (epoll_wait(ep, &out, 1, 1000) != 1 || ioctl(sv[1], SIOCINQ, &inq) || inq != 16)
+		return 32;
+	if (readv(sv[1], &iov, 1) != 8 || recv(sv[1], buf, 8, MSG_DONTWAIT) != 8)
+		return 33;
+	if (pwrite(file, buf, 8, 4096) != 8 || pread(file, buf, 8, 4096) != 8 || fdatasync(file))
+		return 34;
+	if (ioctl(file, VHOST_SET_VRING_CALL, NULL) != -1 || errno != ENOTTY)
+		return 35;
+	if (close(sv[0]) || eventfd(0, 0) < 0)
+		return 36;
+	return 0;
+}
+
+Test(seccomp, event_loop_calls_still_work)
+{
+	struct outcome o = run_child(event_loop_allowed, NULL);
+
+	expect_clean(&o);
+}
+
+static int stop;
+
+static void on_kick(int sig)
+{
+	(void)sig;
+}
+
+/* Started before the filter, so unfiltered: waits to be kicked like a vCPU thread. */
+static void *kicked_thread(void *arg)
+{
+	(void)arg;
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	return NULL;
+}
+
+static int main_allowed(void *arg)
+{
+	int efd = eventfd(0, 0);
+	uint64_t one = 1, v;
+	pthread_t t;
+	int rc;
+
+	(void)arg;
+	signal(SIGUSR1, on_kick);
+	if (efd < 0 || pthread_create(&t, NULL, kicked_thread, NULL))
+		return 40;
+	enter(SANDBOX_MAIN);
+	rc = common_calls_work();
+	if (rc)
+		return rc;
+	if (write(efd, &one, sizeof(one)) != sizeof(one) || read(efd, &v, sizeof(v)) != sizeof(v))
+		return 41;
+	/* How the main thread stops a vCPU: pthread_kill, then join. */
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	if (pthread_kill(t, SIGUSR1))
+		return 42;
+	if (pthread_join(t, NULL) || close(efd))
+		return 43;
+	return 0;
+}
+
+Test(seccomp, main_thread_calls_still_work)
+{
+	struct outcome o = run_child(main_allowed, NULL);
+
+	expect_clean(&o);
+}
