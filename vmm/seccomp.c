@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -28,6 +29,8 @@ static const int common_calls[] = {
     SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime),
     SCMP_SYS(gettimeofday), SCMP_SYS(getpid),	      SCMP_SYS(gettid),
     SCMP_SYS(tgkill),	    SCMP_SYS(getrandom),      SCMP_SYS(sched_yield),
+    /* glibc: malloc sizes its arena count from the affinity mask; thread exit and rseq. */
+    SCMP_SYS(sched_getaffinity), SCMP_SYS(rseq),
 };
 
 static const int event_loop_calls[] = {
@@ -171,6 +174,11 @@ int sandbox_prepare(int exit_status, struct kerr *err)
 	struct sigaction sa;
 
 	violation_status = exit_status;
+	/*
+	 * glibc loads the time zone on the first gmtime_r (the CMOS RTC calls it on a vCPU
+	 * thread), opening /etc/localtime: do it now, while files may still be opened.
+	 */
+	tzset();
 	for (int nr = 0; nr < NAME_TABLE_SIZE; nr++) {
 		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 

@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/seccomp.h"
@@ -209,6 +210,8 @@ static int vcpu_allowed(void *arg)
 {
 	uint64_t one = 1, v;
 	int efd = eventfd(0, EFD_NONBLOCK), rc;
+	time_t now = time(NULL);
+	struct tm tm;
 
 	(void)arg;
 	if (efd < 0)
@@ -219,6 +222,9 @@ static int vcpu_allowed(void *arg)
 		return rc;
 	if (write(efd, &one, sizeof(one)) != sizeof(one) || read(efd, &v, sizeof(v)) != sizeof(v))
 		return 21;
+	/* The CMOS RTC converts the host time on a vCPU thread (glibc loads the zone once). */
+	if (!gmtime_r(&now, &tm))
+		return 24;
 	/* Allowed requests reach the kernel: an eventfd is not a vCPU, so ENOTTY. */
 	if (ioctl(efd, KVM_RUN, 0) != -1 || errno != ENOTTY)
 		return 22;
