@@ -31,6 +31,8 @@ static const int common_calls[] = {
     SCMP_SYS(tgkill),	    SCMP_SYS(getrandom),      SCMP_SYS(sched_yield),
     /* glibc: malloc sizes its arena count from the affinity mask; thread exit and rseq. */
     SCMP_SYS(sched_getaffinity), SCMP_SYS(rseq),
+    /* stdio asks for a stream's buffer size on its first use. */
+    SCMP_SYS(fstat), SCMP_SYS(newfstatat),
 };
 
 static const int event_loop_calls[] = {
