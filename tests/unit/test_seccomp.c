@@ -156,7 +156,7 @@ static void *socket_thread(void *arg)
 {
 	(void)arg;
 	enter(SANDBOX_VCPU);
-	syscall(SYS_uname, NULL);
+	syscall(SYS_sysinfo, NULL);
 	return NULL;
 }
 
@@ -179,7 +179,7 @@ Test(seccomp, only_the_loading_thread_is_filtered)
 	struct outcome o = run_child(filter_is_per_thread, NULL);
 	char want[32];
 
-	snprintf(want, sizeof(want), "uname (%d)", SYS_uname);
+	snprintf(want, sizeof(want), "sysinfo (%d)", SYS_sysinfo);
 	expect_violation(&o, want, "vCPU thread");
 }
 
