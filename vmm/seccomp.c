@@ -118,6 +118,7 @@ static const char *const class_names[SANDBOX_NR_CLASSES] = {
 /* Filled by sandbox_prepare() before any filter exists; only read by the handler. */
 static char syscall_names[NAME_TABLE_SIZE][NAME_LEN];
 static int violation_status;
+static unsigned int native_arch;
 static struct termios saved_terminal;
 static int terminal_saved;
 static int reporting;
@@ -168,12 +169,13 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
 	if (__atomic_exchange_n(&reporting, 1, __ATOMIC_ACQ_REL)) {
 		/* Another thread is already reporting and about to end the process. */
 		for (;;)
-			__builtin_ia32_pause();
+			__asm__ volatile("" ::: "memory");
 	}
 	if (__atomic_load_n(&terminal_saved, __ATOMIC_ACQUIRE))
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved_terminal);
 	n = put_str(line, n, cap, "kestrel: forbidden system call ");
-	if (nr >= 0 && nr < NAME_TABLE_SIZE && syscall_names[nr][0])
+	/* The names are the native ABI's: a call through another (int 0x80) has none. */
+	if (si->si_arch == native_arch && nr >= 0 && nr < NAME_TABLE_SIZE && syscall_names[nr][0])
 		n = put_str(line, n, cap, syscall_names[nr]);
 	else
 		n = put_str(line, n, cap, "?");
@@ -198,6 +200,7 @@ int sandbox_prepare(int exit_status, struct kerr *err)
 	struct sigaction sa;
 
 	violation_status = exit_status;
+	native_arch = seccomp_arch_native();
 	/*
 	 * glibc loads the time zone on the first gmtime_r (the CMOS RTC calls it on a vCPU
 	 * thread), opening /etc/localtime: do it now, while files may still be opened.

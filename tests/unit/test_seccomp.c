@@ -152,6 +152,29 @@ Test(seccomp, no_executable_mappings)
 	expect_violation(&o, want, "event-loop thread");
 }
 
+#ifdef __x86_64__
+static int i386_call(void *arg)
+{
+	long ret = 20; /* getpid in the i386 table */
+
+	if (arg)
+		enter(SANDBOX_VCPU);
+	__asm__ volatile("int $0x80" : "+a"(ret) : : "memory");
+	return 0;
+}
+
+/* Another ABI is trapped too, and not named from the x86-64 table. */
+Test(seccomp, other_abi_is_forbidden)
+{
+	struct outcome o = run_child(i386_call, NULL);
+
+	if (o.status != 0)
+		cr_skip_test("this kernel has no i386 system calls (status %d)", o.status);
+	o = run_child(i386_call, (void *)1);
+	expect_violation(&o, "system call ? (20)", "vCPU thread");
+}
+#endif
+
 static void *socket_thread(void *arg)
 {
 	(void)arg;
