@@ -257,11 +257,18 @@ static int add_memory_rules(scmp_filter_ctx ctx)
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
 				      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	/* The SIGSYS handler and the main thread restore the terminal on fd 0. */
+	/*
+	 * The SIGSYS handler and the main thread restore the terminal on fd 0; glibc's
+	 * tcsetattr reads the settings back (TCGETS) to check them.
+	 */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
 				      SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO),
 				      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TCSETS));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
+				      SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO),
+				      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TCGETS));
 	return rc;
 }
 

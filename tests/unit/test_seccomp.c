@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/sockios.h>
@@ -22,6 +23,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,6 +152,53 @@ Test(seccomp, no_executable_mappings)
 
 	snprintf(want, sizeof(want), "mmap (%d)", SYS_mmap);
 	expect_violation(&o, want, "event-loop thread");
+}
+
+static int raw_terminal_violation(void *arg)
+{
+	const char *slave = arg;
+	struct termios saved, raw;
+	int fd = open(slave, O_RDWR | O_NOCTTY);
+
+	if (fd < 0 || dup2(fd, STDIN_FILENO) < 0 || tcgetattr(STDIN_FILENO, &saved))
+		return 50;
+	raw = saved;
+	cfmakeraw(&raw);
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw))
+		return 51;
+	sandbox_set_terminal(&saved);
+	enter(SANDBOX_EVENT_LOOP);
+	socket(AF_INET, SOCK_DGRAM, 0);
+	return 0;
+}
+
+/* A violation while kestrel holds the terminal raw gives the user a cooked terminal back. */
+Test(seccomp, violation_restores_the_terminal)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY), keep;
+	struct termios before, after;
+	struct outcome o;
+	char want[32];
+	char *slave;
+
+	cr_assert_geq(master, 0);
+	cr_assert_eq(grantpt(master), 0);
+	cr_assert_eq(unlockpt(master), 0);
+	slave = ptsname(master);
+	cr_assert_not_null(slave);
+	keep = open(slave, O_RDWR | O_NOCTTY);
+	cr_assert_geq(keep, 0);
+	cr_assert_eq(tcgetattr(keep, &before), 0);
+	cr_assert(before.c_lflag & ICANON, "a new pty starts cooked");
+	o = run_child(raw_terminal_violation, slave);
+	snprintf(want, sizeof(want), "socket (%d)", SYS_socket);
+	expect_violation(&o, want, "event-loop thread");
+	cr_assert_eq(tcgetattr(keep, &after), 0);
+	cr_assert_eq(after.c_lflag, before.c_lflag, "lflag 0x%x, want 0x%x", after.c_lflag,
+		     before.c_lflag);
+	cr_assert_eq(after.c_iflag, before.c_iflag);
+	close(keep);
+	close(master);
 }
 
 #ifdef __x86_64__
