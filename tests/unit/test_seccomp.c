@@ -377,11 +377,22 @@ static int main_allowed(void *arg)
 	pthread_t t;
 	int rc;
 
+	int master = posix_openpt(O_RDWR | O_NOCTTY), slave;
+	struct termios saved;
+
 	(void)arg;
+	/* stdin is a terminal the main thread puts back at the end (terminal_restore). */
+	if (master < 0 || grantpt(master) || unlockpt(master))
+		return 44;
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+	if (slave < 0 || dup2(slave, STDIN_FILENO) < 0 || tcgetattr(STDIN_FILENO, &saved))
+		return 45;
 	signal(SIGUSR1, on_kick);
 	if (efd < 0 || pthread_create(&t, NULL, kicked_thread, NULL))
 		return 40;
 	enter(SANDBOX_MAIN);
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &saved))
+		return 46;
 	rc = common_calls_work();
 	if (rc)
 		return rc;
