@@ -28,6 +28,7 @@ const char *config_usage(void)
 	       "  --net tap=NAME|fd=N[,mac=MAC][,mtu=N][,queues=N][,vhost=on|off|auto]\n"
 	       "                    virtio-net NIC on a tap device; vhost=auto (default) hands\n"
 	       "                    the data path to /dev/vhost-net when it opens (repeatable)\n"
+	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
 	       "  -v, --verbose     log start-up timing and exits to stderr\n"
 	       "  -h, --help        this text\n"
 	       "  --version         print the version\n"
@@ -103,6 +104,7 @@ enum {
 	OPT_CONSOLE,
 	OPT_SERIAL_PORT,
 	OPT_NET,
+	OPT_SECCOMP,
 };
 
 /* "on"/"off" (also yes/no, true/false, 1/0) for boolean sub-options. */
@@ -340,6 +342,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"console", required_argument, NULL, OPT_CONSOLE},
 	    {"serial-port", required_argument, NULL, OPT_SERIAL_PORT},
 	    {"net", required_argument, NULL, OPT_NET},
+	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
@@ -349,6 +352,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	cfg->cmdline = KESTREL_DEFAULT_CMDLINE;
 	cfg->memory = KESTREL_DEFAULT_MEMORY;
 	cfg->cpus = 1;
+	cfg->seccomp = true;
 
 	/* getopt keeps global state: reset it so config_parse can be called more than once. */
 	optind = 0;
@@ -405,6 +409,15 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 		case OPT_NET:
 			if (add_nic(cfg, optarg, err))
 				return -1;
+			break;
+		case OPT_SECCOMP:
+			if (!strcmp(optarg, "on"))
+				cfg->seccomp = true;
+			else if (!strcmp(optarg, "off"))
+				cfg->seccomp = false;
+			else
+				return kerr_set(err, "bad --seccomp '%s': expected on or off",
+						optarg);
 			break;
 		case 'v':
 			cfg->verbose = true;

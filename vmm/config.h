@@ -63,6 +63,7 @@ struct vm_config {
 	unsigned int nr_ports;
 	struct net_config nics[KESTREL_MAX_NICS];
 	unsigned int nr_nics;
+	bool seccomp; /* per-thread system call filters (on unless --seccomp=off) */
 	bool verbose;
 	bool help;
 	bool version;

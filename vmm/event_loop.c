@@ -8,6 +8,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "vmm/seccomp.h"
+
 static void run_calls(void *opaque, uint32_t events);
 
 int event_loop_init(struct event_loop *el, struct kerr *err)
@@ -167,6 +169,8 @@ static void *event_loop_thread(void *arg)
 	struct event_loop *el = arg;
 	struct epoll_event evs[16];
 
+	if (sandbox_enter(SANDBOX_EVENT_LOOP))
+		return NULL;
 	for (;;) {
 		int n = epoll_wait(el->epfd, evs, 16, -1);
 		if (n < 0) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vmm/config.h"
+#include "vmm/seccomp.h"
 #include "vmm/terminal.h"
 #include "vmm/vm.h"
 
@@ -20,6 +21,12 @@ static void uart_sink(void *opaque, const uint8_t *buf, size_t len)
 	struct vm *vm = opaque;
 
 	uart_receive(&vm->uart, buf, len);
+}
+
+/* A thread that cannot load its filter must not run unfiltered: end the VM. */
+static void sandbox_failed(void *opaque, const char *msg)
+{
+	vm_request_exit(opaque, KESTREL_EXIT_INTERNAL, "%s", msg);
 }
 
 /* Typed keys go to whichever device is the console. */
@@ -55,20 +62,26 @@ int main(int argc, char **argv)
 	if (terminal_block_signals(&err))
 		return fail(&err);
 	if (vm_create(&vm, &cfg, &err) || vm_load_kernel(&vm, &cfg, &err) ||
+	    sandbox_setup(cfg.seccomp, KESTREL_EXIT_SECCOMP, sandbox_failed, &vm, &err) ||
 	    terminal_init(&term, &vm, console_sink(&cfg), &vm, &err)) {
 		vm_destroy(&vm);
 		config_free(&cfg);
+		sandbox_teardown();
 		return fail(&err);
 	}
+	if (term.raw)
+		sandbox_set_terminal(&term.saved);
 	if (vm_start(&vm, &err)) {
 		vm_request_exit(&vm, KESTREL_EXIT_INTERNAL, "%s", err.msg);
 		status = vm_wait(&vm);
 	} else {
+		sandbox_enter(SANDBOX_MAIN);
 		status = vm_wait(&vm);
 	}
 	terminal_restore(&term);
 	fprintf(stderr, "\nkestrel: %s (exit status %d)\n", vm.exit_reason, status);
 	vm_destroy(&vm);
 	config_free(&cfg);
+	sandbox_teardown();
 	return status;
 }

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
 /* SIGUSR1 interrupts KVM_RUN so a vCPU thread notices that the VM is ending. */
@@ -131,6 +132,8 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	if (vcpu->id == 0 && vm->verbose)
 		fprintf(stderr, "kestrel: first KVM_RUN %.3f ms after start\n", vm_elapsed_ms(vm));
+	if (sandbox_enter(SANDBOX_VCPU))
+		return NULL;
 	while (!vm_is_exiting(vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -28,6 +28,7 @@ enum kestrel_exit {
 	KESTREL_EXIT_USAGE = 2,	   /* bad option, missing file, no /dev/kvm... */
 	KESTREL_EXIT_TRIPLE_FAULT = 4,	/* the guest triple-faulted (KVM_EXIT_SHUTDOWN) */
 	KESTREL_EXIT_KVM_ERROR = 6,	/* KVM could not run the guest (entry failure, emulation) */
+	KESTREL_EXIT_SECCOMP = 8,	/* a thread made a system call its seccomp filter forbids */
 	KESTREL_EXIT_SIGNAL_BASE = 128, /* killed by signal N: 128 + N, as shells report it */
 };
 

@@ -103,6 +103,8 @@ check memory_too_small "too small" -- --kernel "$TMP/text" --memory 16M
 check memory_overflow "too large" -- --kernel "$TMP/text" --memory 99999999999999999999G
 check cpus_0 "--cpus '0'" -- --kernel "$TMP/text" --cpus 0
 check cpus_255 "--cpus '255'" -- --kernel "$TMP/text" --cpus 255
+check seccomp_bad_value "bad --seccomp 'maybe'" -- --kernel "$TMP/text" --seccomp=maybe
+check seccomp_no_value "'--seccomp' needs a value" -- --kernel "$TMP/text" --seccomp
 check missing_kernel_file "No such file" -- --kernel "$TMP/does-not-exist"
 check empty_kernel "is empty" -- --kernel "$TMP/empty"
 check directory_kernel "not a regular file" -- --kernel "$TMP/dir"

@@ -47,6 +47,7 @@ Test(config, defaults)
 	cr_assert_str_eq(cfg.cmdline, "console=ttyS0 reboot=k panic=1");
 	cr_assert_eq(cfg.memory, 256 * MiB);
 	cr_assert_eq(cfg.cpus, 1);
+	cr_assert(cfg.seccomp, "seccomp must be on by default");
 	cr_assert(!cfg.verbose);
 	cr_assert(!cfg.help);
 	cr_assert(!cfg.version);
@@ -237,6 +238,22 @@ Test(config, missing_value)
 	EXPECT_FAIL("'--cpus' needs a value", "--kernel", "k", "--cpus");
 	EXPECT_FAIL("'--initrd' needs a value", "--kernel", "k", "--initrd");
 	EXPECT_FAIL("'--cmdline' needs a value", "--kernel", "k", "--cmdline");
+}
+
+Test(config, seccomp)
+{
+	struct vm_config cfg;
+	struct kerr err = {{0}};
+
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--seccomp=off"), 0, "%s", err.msg);
+	cr_assert(!cfg.seccomp);
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--seccomp=off", "--seccomp", "on"), 0,
+		     "%s", err.msg);
+	cr_assert(cfg.seccomp, "the last --seccomp wins");
+	EXPECT_FAIL("bad --seccomp 'maybe': expected on or off", "--kernel", "k",
+		    "--seccomp=maybe");
+	EXPECT_FAIL("bad --seccomp '': expected on or off", "--kernel", "k", "--seccomp=");
+	EXPECT_FAIL("'--seccomp' needs a value", "--kernel", "k", "--seccomp");
 }
 
 Test(config, stray_argument)
