@@ -192,31 +192,6 @@ static void common_io(struct virtio_pci *vp, uint64_t off, uint8_t *data, unsign
 
 /* ---- BAR 0 ---- */
 
-static void kick(struct virtio_pci *vp, uint64_t off)
-{
-	uint64_t q = off / VPCI_NOTIFY_MULT, one = 1;
-
-	/* Normally the ioeventfd catches this; a write it missed still reaches the queue. */
-	if (q < vp->dev->num_queues &&
-	    write(vp->queues[q].kick.fd, &one, sizeof(one)) != sizeof(one))
-		vpci_count_error(vp);
-}
-
-static void device_cfg_io(struct virtio_pci *vp, uint64_t off, uint8_t *data, unsigned int size,
-			  bool is_write)
-{
-	struct virtio_dev *d = vp->dev;
-
-	if (off >= d->config_len || size > d->config_len - off) {
-		if (!is_write)
-			memset(data, 0, size);
-	} else if (is_write) {
-		d->ops->config_write(d, (uint32_t)off, data, size);
-	} else {
-		d->ops->config_read(d, (uint32_t)off, data, size);
-	}
-}
-
 static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned int size, bool is_write)
 {
 	struct virtio_pci *vp = opaque;
@@ -230,10 +205,10 @@ static void bar_io(void *opaque, uint64_t off, uint8_t *data, unsigned int size,
 				data[0] = vpci_isr_read(vp);
 		}
 	} else if (off < VPCI_NOTIFY_OFF) {
-		device_cfg_io(vp, off - VPCI_DEVICE_OFF, data, size, is_write);
+		vt_config_access(&vp->core, off - VPCI_DEVICE_OFF, data, size, is_write);
 	} else if (off < VPCI_MSIX_TABLE_OFF) {
 		if (is_write)
-			kick(vp, off - VPCI_NOTIFY_OFF);
+			vt_kick(&vp->core, (uint32_t)((off - VPCI_NOTIFY_OFF) / VPCI_NOTIFY_MULT));
 		else
 			memset(data, 0, size);
 	} else if (off < VPCI_MSIX_PBA_OFF) {
@@ -275,26 +250,14 @@ static void cfg_window_hook(void *opaque, struct pci_function *f, unsigned int o
 
 /* ---- kicks and BAR moves ---- */
 
-static void on_kick(void *opaque, uint32_t events)
-{
-	struct virtio_pci_queue *pq = opaque;
-	struct virtio_pci *vp = pq->vp;
-	uint64_t v;
-
-	(void)events;
-	if (read(pq->kick.fd, &v, sizeof(v)) < 0)
-		return;
-	if (vt_queue_live(&vp->core, pq->index))
-		vp->dev->ops->queue_notify(vp->dev, pq->index);
-}
-
 static void bind_kicks(struct virtio_pci *vp, uint64_t bar, bool assign)
 {
 	if (bar == PCI_BAR_UNMAPPED)
 		return;
 	for (uint16_t q = 0; q < vp->dev->num_queues; q++) {
 		uint64_t addr = bar + VPCI_NOTIFY_OFF + (uint64_t)q * VPCI_NOTIFY_MULT;
-		if (vp->plat.ioeventfd(vp->plat.opaque, vp->queues[q].kick.fd, addr, assign, NULL))
+		if (vp->plat.ioeventfd(vp->plat.opaque, vt_kick_fd(&vp->core, q), addr, assign,
+				       NULL))
 			vpci_count_error(vp);
 	}
 }
@@ -368,27 +331,6 @@ static int add_caps(struct virtio_pci *vp, struct kerr *err)
 	    cfg_window_hook, vp, err);
 }
 
-static int setup_queues(struct virtio_pci *vp, struct kerr *err)
-{
-	struct virtio_dev *d = vp->dev;
-
-	for (uint16_t q = 0; q < d->num_queues; q++)
-		vp->queues[q].kick.fd = -1;
-	for (uint16_t q = 0; q < d->num_queues; q++) {
-		struct virtio_pci_queue *pq = &vp->queues[q];
-		pq->vp = vp;
-		pq->index = q;
-		pq->kick =
-		    (struct event_handler){eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), on_kick, pq};
-		if (pq->kick.fd < 0)
-			return kerr_set(err, "eventfd: %s", strerror(errno));
-		if (event_loop_add(vp->core.loop, &pq->kick, EPOLLIN, err))
-			return -1;
-		pq->polled = true;
-	}
-	return 0;
-}
-
 int virtio_pci_create(struct virtio_pci **out, struct virtio_dev *dev,
 		      const struct virtio_pci_platform *plat, struct irq_line intx,
 		      struct kerr *err)
@@ -428,7 +370,7 @@ int virtio_pci_create(struct virtio_pci **out, struct virtio_dev *dev,
 	vp->fn.bar_remap_opaque = vp;
 	fe_reset(vp);
 	if (pci_add_bar(&vp->fn, 0, VPCI_BAR_SIZE, PCI_BAR_MEM64, bar_io, vp, err) ||
-	    setup_queues(vp, err) || add_caps(vp, err) || vpci_setup_vectors(vp, err))
+	    add_caps(vp, err) || vpci_setup_vectors(vp, err))
 		goto fail;
 	*out = vp;
 	return 0;
@@ -443,13 +385,6 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 		return;
 	bind_kicks(vp, vp->notify_base, false);
 	event_loop_cancel(vp->core.loop, &vp->irqs_changed);
-	for (uint16_t q = 0; q < vp->dev->num_queues; q++) {
-		if (vp->queues[q].kick.fd >= 0) {
-			if (vp->queues[q].polled)
-				event_loop_del(vp->core.loop, &vp->queues[q].kick);
-			close(vp->queues[q].kick.fd);
-		}
-	}
 	vpci_destroy_vectors(vp);
 	pci_function_destroy(&vp->fn);
 	vt_destroy(&vp->core);

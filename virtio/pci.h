@@ -57,13 +57,6 @@ struct virtio_pci_vector {
 	unsigned int index;
 };
 
-struct virtio_pci_queue {
-	struct event_handler kick; /* the queue's ioeventfd, on the event loop */
-	bool polled;		   /* kick is registered with the event loop */
-	struct virtio_pci *vp;
-	uint16_t index;
-};
-
 /*
  * Locks, outermost first: intx_lock → fn.lock → msix.lock → (KVM routing). vp->lock and the
  * transport core's lock are leaves, never held while another lock is taken. No config-space
@@ -88,7 +81,6 @@ struct virtio_pci {
 
 	unsigned int cfg_window_cap; /* offset of the VIRTIO_PCI_CAP_PCI_CFG capability */
 	bool msix_ready;
-	struct virtio_pci_queue queues[VIRTIO_MAX_QUEUES];
 	struct event_work irqs_changed; /* tells the device its queues' vectors changed */
 	uint64_t notify_base; /* guest address the ioeventfds are bound at, or PCI_BAR_UNMAPPED */
 	uint64_t errors;      /* platform failures (the core counts guest mistakes); atomic */

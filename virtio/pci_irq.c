@@ -76,24 +76,14 @@ static int kick_fd(struct virtio_dev *d, uint16_t q)
 {
 	struct virtio_pci *vp = d->transport_priv;
 
-	return q < d->num_queues ? vp->queues[q].kick.fd : -1;
+	return vt_kick_fd(&vp->core, q);
 }
 
-/* A vhost back end takes the kick eventfd over: the event loop must stop reading it. */
 static void poll_kicks(struct virtio_dev *d, uint16_t q, bool poll)
 {
 	struct virtio_pci *vp = d->transport_priv;
-	struct virtio_pci_queue *pq;
 
-	if (q >= d->num_queues)
-		return;
-	pq = &vp->queues[q];
-	if (pq->polled == poll)
-		return;
-	if (poll)
-		pq->polled = event_loop_add(vp->core.loop, &pq->kick, EPOLLIN, NULL) == 0;
-	else if (event_loop_del(vp->core.loop, &pq->kick) == 0)
-		pq->polled = false;
+	vt_poll_kicks(&vp->core, q, poll);
 }
 
 /* The vector's eventfd: masked or not, a signal on it is delivered the way the guest asked. */

@@ -1,7 +1,11 @@
 #include "virtio/transport.h"
 
+#include <errno.h>
 #include <linux/virtio_config.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 /* What a register write leaves to do once t->lock is dropped. */
 enum {
@@ -28,6 +32,36 @@ static void clear_registers(struct virtio_transport *t)
 		t->queues[q] = (struct vt_queue){.size = d->queue_max_size};
 }
 
+static void on_kick(void *opaque, uint32_t events)
+{
+	struct vt_kick *k = opaque;
+	struct virtio_transport *t = k->t;
+	uint64_t v;
+
+	(void)events;
+	if (read(k->h.fd, &v, sizeof(v)) < 0)
+		return;
+	if (vt_queue_live(t, k->index))
+		t->dev->ops->queue_notify(t->dev, k->index);
+}
+
+static int setup_kicks(struct virtio_transport *t, struct kerr *err)
+{
+	for (uint16_t q = 0; q < t->dev->num_queues; q++) {
+		struct vt_kick *k = &t->kicks[q];
+
+		k->t = t;
+		k->index = q;
+		k->h = (struct event_handler){eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), on_kick, k};
+		if (k->h.fd < 0)
+			return kerr_set(err, "eventfd: %s", strerror(errno));
+		if (event_loop_add(t->loop, &k->h, EPOLLIN, err))
+			return -1;
+		k->polled = true;
+	}
+	return 0;
+}
+
 int vt_init(struct virtio_transport *t, struct virtio_dev *dev, struct event_loop *loop,
 	    const struct vt_frontend_ops *fe_ops, void *fe, struct kerr *err)
 {
@@ -45,13 +79,29 @@ int vt_init(struct virtio_transport *t, struct virtio_dev *dev, struct event_loo
 	t->fe_ops = fe_ops;
 	t->fe = fe;
 	pthread_mutex_init(&t->lock, NULL);
+	for (uint16_t q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		t->kicks[q].h.fd = -1;
 	dev->guest_features = 0;
 	clear_registers(t);
+	if (setup_kicks(t, err)) {
+		vt_destroy(t);
+		return -1;
+	}
 	return 0;
 }
 
 void vt_destroy(struct virtio_transport *t)
 {
+	for (uint16_t q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		struct vt_kick *k = &t->kicks[q];
+
+		if (k->h.fd < 0)
+			continue;
+		if (k->polled)
+			event_loop_del(t->loop, &k->h);
+		close(k->h.fd);
+		k->h.fd = -1;
+	}
 	pthread_mutex_destroy(&t->lock);
 }
 
@@ -358,6 +408,21 @@ void vt_write(struct virtio_transport *t, enum vt_reg reg, uint32_t value)
 
 /* ---- for the device and the front end ---- */
 
+void vt_config_access(struct virtio_transport *t, uint64_t off, uint8_t *data, unsigned int size,
+		      bool is_write)
+{
+	struct virtio_dev *d = t->dev;
+
+	if (off >= d->config_len || size > d->config_len - off) {
+		if (!is_write)
+			memset(data, 0, size);
+	} else if (is_write) {
+		d->ops->config_write(d, (uint32_t)off, data, size);
+	} else {
+		d->ops->config_read(d, (uint32_t)off, data, size);
+	}
+}
+
 void vt_needs_reset(struct virtio_transport *t)
 {
 	bool tell;
@@ -388,6 +453,37 @@ bool vt_queue_live(struct virtio_transport *t, uint16_t q)
 	       !(t->status & VIRTIO_CONFIG_S_NEEDS_RESET) && t->queues[q].enabled;
 	pthread_mutex_unlock(&t->lock);
 	return live;
+}
+
+int vt_kick_fd(struct virtio_transport *t, uint16_t q)
+{
+	return q < t->dev->num_queues ? t->kicks[q].h.fd : -1;
+}
+
+void vt_kick(struct virtio_transport *t, uint32_t q)
+{
+	uint64_t one = 1;
+
+	if (q < t->dev->num_queues && write(t->kicks[q].h.fd, &one, sizeof(one)) != sizeof(one)) {
+		pthread_mutex_lock(&t->lock);
+		t->errors++;
+		pthread_mutex_unlock(&t->lock);
+	}
+}
+
+void vt_poll_kicks(struct virtio_transport *t, uint16_t q, bool poll)
+{
+	struct vt_kick *k;
+
+	if (q >= t->dev->num_queues)
+		return;
+	k = &t->kicks[q];
+	if (k->polled == poll)
+		return;
+	if (poll)
+		k->polled = event_loop_add(t->loop, &k->h, EPOLLIN, NULL) == 0;
+	else if (event_loop_del(t->loop, &k->h) == 0)
+		k->polled = false;
 }
 
 bool vt_driver_ok(struct virtio_transport *t)

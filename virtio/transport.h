@@ -69,6 +69,14 @@ struct vt_queue {
 	uint64_t desc, avail, used;
 };
 
+/* A queue's kick eventfd: bound by the front end to its notify address (an ioeventfd). */
+struct vt_kick {
+	struct event_handler h; /* on the event loop while polled */
+	bool polled;		/* false while a vhost back end reads it instead */
+	struct virtio_transport *t;
+	uint16_t index;
+};
+
 struct virtio_transport {
 	struct virtio_dev *dev;
 	struct event_loop *loop;
@@ -86,9 +94,16 @@ struct virtio_transport {
 	uint8_t config_generation;
 	struct vt_queue queues[VIRTIO_MAX_QUEUES];
 	uint64_t errors; /* guest mistakes, for the counters */
+
+	/* Not under the lock: made at init, then only the event loop and vhost touch them. */
+	struct vt_kick kicks[VIRTIO_MAX_QUEUES];
 };
 
-/* dev->num_queues must be in 1..VIRTIO_MAX_QUEUES and queue_max_size a power of two. */
+/*
+ * dev->num_queues must be in 1..VIRTIO_MAX_QUEUES and queue_max_size a power of two. Makes one
+ * kick eventfd per queue, polled on the event loop: a kick reaches the device's queue_notify
+ * only while vt_queue_live.
+ */
 int vt_init(struct virtio_transport *t, struct virtio_dev *dev, struct event_loop *loop,
 	    const struct vt_frontend_ops *fe_ops, void *fe, struct kerr *err);
 void vt_destroy(struct virtio_transport *t);
@@ -98,12 +113,23 @@ void vt_destroy(struct virtio_transport *t);
 uint32_t vt_read(struct virtio_transport *t, enum vt_reg reg);
 void vt_write(struct virtio_transport *t, enum vt_reg reg, uint32_t value);
 
+/* The device-specific configuration space at any offset and width; outside it reads 0. */
+void vt_config_access(struct virtio_transport *t, uint64_t off, uint8_t *data, unsigned int size,
+		      bool is_write);
+
 /* The device (any thread) found the guest broke it: set NEEDS_RESET, tell the driver. */
 void vt_needs_reset(struct virtio_transport *t);
 /* Device configuration changed: bump the generation (the front end raises the interrupt). */
 void vt_config_generation_bump(struct virtio_transport *t);
 /* A kick on queue q may reach the device: activated, not broken or resetting, q enabled. */
 bool vt_queue_live(struct virtio_transport *t, uint16_t q);
+/* The kick eventfd of queue q (-1 past the last queue), for the front end's ioeventfd. */
+int vt_kick_fd(struct virtio_transport *t, uint16_t q);
+/* Signals queue q's kick eventfd: a notify write the ioeventfd did not catch. */
+void vt_kick(struct virtio_transport *t, uint32_t q);
+/* Whether the event loop reads q's kicks (false: a vhost back end does). */
+void vt_poll_kicks(struct virtio_transport *t, uint16_t q, bool poll);
+
 /* True from an accepted DRIVER_OK until the next reset. */
 bool vt_driver_ok(struct virtio_transport *t);
 uint64_t vt_errors(struct virtio_transport *t);

@@ -859,20 +859,20 @@ Test(virtio_pci, notify_write_signals_the_queue_kick_eventfd)
 {
 	for (uint16_t q = 0; q < NQ; q++) {
 		bar_write(VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, 2, q);
-		cr_assert_eq(read_efd(vp->queues[q].kick.fd), 1, "queue %u", q);
-		cr_assert_eq(read_efd(vp->queues[1 - q].kick.fd), 0, "queue %u", 1 - q);
+		cr_assert_eq(read_efd(vp->core.kicks[q].h.fd), 1, "queue %u", q);
+		cr_assert_eq(read_efd(vp->core.kicks[1 - q].h.fd), 0, "queue %u", 1 - q);
 	}
 	/* Past the last queue: nothing. */
 	bar_write(VPCI_NOTIFY_OFF + NQ * VPCI_NOTIFY_MULT, 2, NQ);
 	for (uint16_t q = 0; q < NQ; q++)
-		cr_assert_eq(read_efd(vp->queues[q].kick.fd), 0);
+		cr_assert_eq(read_efd(vp->core.kicks[q].h.fd), 0);
 	cr_assert_eq(bar_read(VPCI_NOTIFY_OFF, 2), 0);
 }
 
 static void kick_and_run(uint16_t q)
 {
 	bar_write(VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, 2, q);
-	vp->queues[q].kick.fn(vp->queues[q].kick.opaque, EPOLLIN);
+	vp->core.kicks[q].h.fn(vp->core.kicks[q].h.opaque, EPOLLIN);
 }
 
 Test(virtio_pci, kicks_reach_the_device_only_after_driver_ok)
@@ -883,7 +883,7 @@ Test(virtio_pci, kicks_reach_the_device_only_after_driver_ok)
 	kick_and_run(1);
 	cr_assert_eq(notifies[1], 0);
 	/* The eventfd was consumed all the same. */
-	cr_assert_eq(read_efd(vp->queues[1].kick.fd), 0);
+	cr_assert_eq(read_efd(vp->core.kicks[1].h.fd), 0);
 
 	CW(device_status, S_ACK | S_DRV | S_FOK | S_DOK);
 	cr_assert_eq(activates, 1);
@@ -941,7 +941,7 @@ Test(virtio_pci, ioeventfds_follow_the_bar)
 	/* Enabling memory decoding in setup bound one ioeventfd per queue. */
 	cr_assert_eq(nr_ioefds, NQ);
 	for (uint16_t q = 0; q < NQ; q++)
-		cr_assert(find_ioefd(0, vp->queues[q].kick.fd,
+		cr_assert(find_ioefd(0, vp->core.kicks[q].h.fd,
 				     old + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, true),
 			  "queue %u not bound", q);
 	cr_assert_eq(vp->notify_base, old);
@@ -952,9 +952,9 @@ Test(virtio_pci, ioeventfds_follow_the_bar)
 	cr_assert_eq(pci_bar_mapped(&vp->fn, 0), moved);
 	cr_assert_eq(nr_ioefds, mark + 2 * NQ);
 	for (uint16_t q = 0; q < NQ; q++) {
-		cr_assert(find_ioefd(mark, vp->queues[q].kick.fd,
+		cr_assert(find_ioefd(mark, vp->core.kicks[q].h.fd,
 				     old + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, false));
-		cr_assert(find_ioefd(mark, vp->queues[q].kick.fd,
+		cr_assert(find_ioefd(mark, vp->core.kicks[q].h.fd,
 				     moved + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, true));
 	}
 	cr_assert_eq(vp->notify_base, moved);
@@ -966,7 +966,7 @@ Test(virtio_pci, ioeventfds_follow_the_bar)
 	enable_memory(false);
 	cr_assert_eq(nr_ioefds, mark + NQ);
 	for (uint16_t q = 0; q < NQ; q++)
-		cr_assert(find_ioefd(mark, vp->queues[q].kick.fd,
+		cr_assert(find_ioefd(mark, vp->core.kicks[q].h.fd,
 				     moved + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, false));
 	cr_assert_eq(vp->notify_base, PCI_BAR_UNMAPPED);
 
@@ -977,7 +977,7 @@ Test(virtio_pci, ioeventfds_follow_the_bar)
 	enable_memory(true);
 	cr_assert_eq(nr_ioefds, mark + NQ);
 	for (uint16_t q = 0; q < NQ; q++)
-		cr_assert(find_ioefd(mark, vp->queues[q].kick.fd,
+		cr_assert(find_ioefd(mark, vp->core.kicks[q].h.fd,
 				     old + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, true));
 }
 
@@ -987,7 +987,7 @@ Test(virtio_pci, destroy_unbinds_the_ioeventfds)
 	int fds[NQ];
 
 	for (uint16_t q = 0; q < NQ; q++)
-		fds[q] = vp->queues[q].kick.fd;
+		fds[q] = vp->core.kicks[q].h.fd;
 	virtio_pci_destroy(vp);
 	vp = NULL;
 	cr_assert_eq(nr_ioefds, mark + NQ);
