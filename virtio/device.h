@@ -17,6 +17,7 @@
 #define VIRTIO_MAX_QUEUES 64
 
 struct virtio_dev;
+struct virtio_transport;
 
 struct virtio_dev_ops {
 	/* Device-specific configuration space (the device's own struct, little-endian). */
@@ -83,7 +84,8 @@ struct virtio_dev {
 	struct virtqueue vqs[VIRTIO_MAX_QUEUES];
 
 	const struct virtio_transport_ops *transport;
-	void *transport_priv;
+	void *transport_priv;	     /* the front end (PCI, MMIO) */
+	struct virtio_transport *vt; /* the lifecycle core under it (virtio/transport.h) */
 };
 
 static inline bool virtio_has_feature(const struct virtio_dev *d, unsigned int bit)

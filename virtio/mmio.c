@@ -70,27 +70,6 @@ static void signal_config(struct virtio_dev *d)
 	raise_causes(vm, VIRTIO_MMIO_INT_CONFIG);
 }
 
-static void needs_reset(struct virtio_dev *d)
-{
-	struct virtio_mmio *vm = d->transport_priv;
-
-	vt_needs_reset(&vm->core);
-}
-
-static int kick_fd(struct virtio_dev *d, uint16_t q)
-{
-	struct virtio_mmio *vm = d->transport_priv;
-
-	return vt_kick_fd(&vm->core, q);
-}
-
-static void poll_kicks(struct virtio_dev *d, uint16_t q, bool poll)
-{
-	struct virtio_mmio *vm = d->transport_priv;
-
-	vt_poll_kicks(&vm->core, q, poll);
-}
-
 /*
  * No fd interrupts the driver directly: every interrupt must also set InterruptStatus, so a
  * vhost back end signals its own eventfd and the device calls signal_queue.
@@ -105,9 +84,9 @@ static int call_fd(struct virtio_dev *d, uint16_t q)
 static const struct virtio_transport_ops vmmio_transport_ops = {
     .signal_queue = signal_queue,
     .signal_config = signal_config,
-    .needs_reset = needs_reset,
-    .kick_fd = kick_fd,
-    .poll_kicks = poll_kicks,
+    .needs_reset = vt_op_needs_reset,
+    .kick_fd = vt_op_kick_fd,
+    .poll_kicks = vt_op_poll_kicks,
     .call_fd = call_fd,
 };
 

@@ -65,27 +65,6 @@ static void signal_config(struct virtio_dev *d)
 	raise(vp, vpci_config_vector(vp), VIRTIO_PCI_ISR_CONFIG);
 }
 
-static void needs_reset(struct virtio_dev *d)
-{
-	struct virtio_pci *vp = d->transport_priv;
-
-	vt_needs_reset(&vp->core);
-}
-
-static int kick_fd(struct virtio_dev *d, uint16_t q)
-{
-	struct virtio_pci *vp = d->transport_priv;
-
-	return vt_kick_fd(&vp->core, q);
-}
-
-static void poll_kicks(struct virtio_dev *d, uint16_t q, bool poll)
-{
-	struct virtio_pci *vp = d->transport_priv;
-
-	vt_poll_kicks(&vp->core, q, poll);
-}
-
 /* The vector's eventfd: masked or not, a signal on it is delivered the way the guest asked. */
 static int call_fd(struct virtio_dev *d, uint16_t q)
 {
@@ -100,9 +79,9 @@ static int call_fd(struct virtio_dev *d, uint16_t q)
 const struct virtio_transport_ops vpci_transport_ops = {
     .signal_queue = signal_queue,
     .signal_config = signal_config,
-    .needs_reset = needs_reset,
-    .kick_fd = kick_fd,
-    .poll_kicks = poll_kicks,
+    .needs_reset = vt_op_needs_reset,
+    .kick_fd = vt_op_kick_fd,
+    .poll_kicks = vt_op_poll_kicks,
     .call_fd = call_fd,
 };
 

@@ -78,6 +78,7 @@ int vt_init(struct virtio_transport *t, struct virtio_dev *dev, struct event_loo
 	t->loop = loop;
 	t->fe_ops = fe_ops;
 	t->fe = fe;
+	dev->vt = t;
 	pthread_mutex_init(&t->lock, NULL);
 	for (uint16_t q = 0; q < VIRTIO_MAX_QUEUES; q++)
 		t->kicks[q].h.fd = -1;
@@ -484,6 +485,21 @@ void vt_poll_kicks(struct virtio_transport *t, uint16_t q, bool poll)
 		k->polled = event_loop_add(t->loop, &k->h, EPOLLIN, NULL) == 0;
 	else if (event_loop_del(t->loop, &k->h) == 0)
 		k->polled = false;
+}
+
+void vt_op_needs_reset(struct virtio_dev *d)
+{
+	vt_needs_reset(d->vt);
+}
+
+int vt_op_kick_fd(struct virtio_dev *d, uint16_t q)
+{
+	return vt_kick_fd(d->vt, q);
+}
+
+void vt_op_poll_kicks(struct virtio_dev *d, uint16_t q, bool poll)
+{
+	vt_poll_kicks(d->vt, q, poll);
 }
 
 bool vt_driver_ok(struct virtio_transport *t)

@@ -130,6 +130,11 @@ void vt_kick(struct virtio_transport *t, uint32_t q);
 /* Whether the event loop reads q's kicks (false: a vhost back end does). */
 void vt_poll_kicks(struct virtio_transport *t, uint16_t q, bool poll);
 
+/* The same three as struct virtio_transport_ops entries, for every front end's table. */
+void vt_op_needs_reset(struct virtio_dev *d);
+int vt_op_kick_fd(struct virtio_dev *d, uint16_t q);
+void vt_op_poll_kicks(struct virtio_dev *d, uint16_t q, bool poll);
+
 /* True from an accepted DRIVER_OK until the next reset. */
 bool vt_driver_ok(struct virtio_transport *t);
 uint64_t vt_errors(struct virtio_transport *t);
