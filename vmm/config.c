@@ -17,17 +17,21 @@ const char *config_usage(void)
 	       "\")\n"
 	       "  --memory SIZE     guest RAM, with K/M/G suffix (default: 256M)\n"
 	       "  --cpus N          number of vCPUs (default: 1)\n"
-	       "  --disk path=FILE[,readonly=on][,direct=on][,num_queues=N]\n"
+	       "  --disk path=FILE[,readonly=on][,direct=on][,num_queues=N][,transport=pci|mmio]\n"
 	       "                    virtio-blk disk (repeatable: vda, vdb, ...)\n"
-	       "  --console serial|virtio\n"
+	       "  --console serial|virtio[,transport=pci|mmio]\n"
 	       "                    console device: the 8250 UART (ttyS0, default) or\n"
 	       "                    virtio-console (hvc0); either way on this terminal\n"
 	       "  --serial-port name=NAME,socket=PATH\n"
 	       "                    a named virtio-console port, reachable on the unix socket\n"
 	       "                    PATH (kestrel listens; repeatable)\n"
 	       "  --net tap=NAME|fd=N[,mac=MAC][,mtu=N][,queues=N][,vhost=on|off|auto]\n"
+	       "        [,transport=pci|mmio]\n"
 	       "                    virtio-net NIC on a tap device; vhost=auto (default) hands\n"
 	       "                    the data path to /dev/vhost-net when it opens (repeatable)\n"
+	       "  --transport pci|mmio\n"
+	       "                    the bus of every virtio device without transport= (default: "
+	       "pci)\n"
 	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
 	       "  -v, --verbose     log start-up timing and exits to stderr\n"
 	       "  -h, --help        this text\n"
@@ -105,6 +109,7 @@ enum {
 	OPT_SERIAL_PORT,
 	OPT_NET,
 	OPT_SECCOMP,
+	OPT_TRANSPORT,
 };
 
 /* "on"/"off" (also yes/no, true/false, 1/0) for boolean sub-options. */
@@ -160,6 +165,18 @@ static int set_string(char **dst, const char *opt, const char *key, const char *
 	return 0;
 }
 
+static int parse_transport(const char *opt, const char *val, enum transport_kind *out,
+			   struct kerr *err)
+{
+	if (!strcmp(val, "pci"))
+		*out = TRANSPORT_PCI;
+	else if (!strcmp(val, "mmio"))
+		*out = TRANSPORT_MMIO;
+	else
+		return kerr_set(err, "%s: transport=%s: expected pci or mmio", opt, val);
+	return 0;
+}
+
 static int disk_kv(void *ctx, const char *opt, const char *key, const char *val, struct kerr *err)
 {
 	struct disk_config *d = ctx;
@@ -181,7 +198,10 @@ static int disk_kv(void *ctx, const char *opt, const char *key, const char *val,
 		d->num_queues = (unsigned int)n;
 		return 0;
 	}
-	return kerr_set(err, "%s: unknown key '%s' (path, readonly, direct, num_queues)", opt, key);
+	if (!strcmp(key, "transport"))
+		return parse_transport(opt, val, &d->transport, err);
+	return kerr_set(err, "%s: unknown key '%s' (path, readonly, direct, num_queues, transport)",
+			opt, key);
 }
 
 static int port_kv(void *ctx, const char *opt, const char *key, const char *val, struct kerr *err)
@@ -259,7 +279,10 @@ static int net_kv(void *ctx, const char *opt, const char *key, const char *val, 
 			return kerr_set(err, "%s: vhost=%s: expected on, off or auto", opt, val);
 		return 0;
 	}
-	return kerr_set(err, "%s: unknown key '%s' (tap, fd, mac, mtu, queues, vhost)", opt, key);
+	if (!strcmp(key, "transport"))
+		return parse_transport(opt, val, &n->transport, err);
+	return kerr_set(err, "%s: unknown key '%s' (tap, fd, mac, mtu, queues, vhost, transport)",
+			opt, key);
 }
 
 static int add_nic(struct vm_config *cfg, const char *arg, struct kerr *err)
@@ -327,6 +350,22 @@ void config_free(struct vm_config *cfg)
 	cfg->nr_disks = cfg->nr_ports = cfg->nr_nics = 0;
 }
 
+/* Devices that named no transport take --transport's, and that defaults to PCI. */
+static void resolve_transports(struct vm_config *cfg)
+{
+	enum transport_kind def = cfg->transport ? cfg->transport : TRANSPORT_PCI;
+
+	cfg->transport = def;
+	for (unsigned int i = 0; i < cfg->nr_disks; i++)
+		if (!cfg->disks[i].transport)
+			cfg->disks[i].transport = def;
+	for (unsigned int i = 0; i < cfg->nr_nics; i++)
+		if (!cfg->nics[i].transport)
+			cfg->nics[i].transport = def;
+	if (!cfg->console_transport)
+		cfg->console_transport = def;
+}
+
 int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct kerr *err)
 {
 	static const struct option opts[] = {
@@ -343,6 +382,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"serial-port", required_argument, NULL, OPT_SERIAL_PORT},
 	    {"net", required_argument, NULL, OPT_NET},
 	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
+	    {"transport", required_argument, NULL, OPT_TRANSPORT},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
@@ -398,9 +438,21 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 				cfg->console = CONSOLE_SERIAL;
 			else if (!strcmp(optarg, "virtio"))
 				cfg->console = CONSOLE_VIRTIO;
+			else if (!strcmp(optarg, "virtio,transport=pci"))
+				cfg->console = CONSOLE_VIRTIO,
+				cfg->console_transport = TRANSPORT_PCI;
+			else if (!strcmp(optarg, "virtio,transport=mmio"))
+				cfg->console = CONSOLE_VIRTIO,
+				cfg->console_transport = TRANSPORT_MMIO;
 			else
-				return kerr_set(
-				    err, "bad --console '%s': expected serial or virtio", optarg);
+				return kerr_set(err,
+						"bad --console '%s': expected serial, virtio or "
+						"virtio,transport=pci|mmio",
+						optarg);
+			break;
+		case OPT_TRANSPORT:
+			if (parse_transport("--transport", optarg, &cfg->transport, err))
+				return -1;
 			break;
 		case OPT_SERIAL_PORT:
 			if (add_port(cfg, optarg, err))
@@ -447,6 +499,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	}
 	if (optind < argc)
 		return kerr_set(err, "unexpected argument '%s' (see kestrel --help)", argv[optind]);
+	resolve_transports(cfg);
 	/* Without --cmdline, the kernel's console follows --console. */
 	if (!cmdline_given && cfg->console == CONSOLE_VIRTIO)
 		cfg->cmdline = KESTREL_DEFAULT_CMDLINE_VIRTIO;

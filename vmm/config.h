@@ -18,8 +18,12 @@
 #define KESTREL_MAX_PORTS 16
 #define KESTREL_MAX_DISK_QUEUES 16
 
+/* Which bus carries a virtio device. DEFAULT resolves to --transport (pci unless given). */
+enum transport_kind { TRANSPORT_DEFAULT, TRANSPORT_PCI, TRANSPORT_MMIO };
+
 struct disk_config {
 	char *path;
+	enum transport_kind transport;
 	bool readonly;
 	bool direct;
 	unsigned int num_queues;
@@ -43,6 +47,7 @@ struct net_config {
 	unsigned int mtu; /* 0: default */
 	unsigned int queues;
 	enum net_vhost_choice vhost;
+	enum transport_kind transport;
 };
 
 enum console_kind {
@@ -57,6 +62,8 @@ struct vm_config {
 	uint64_t memory;
 	unsigned int cpus;
 	enum console_kind console;
+	enum transport_kind console_transport; /* virtio-console and its named ports */
+	enum transport_kind transport;	       /* --transport: the default for every device */
 	struct disk_config disks[KESTREL_MAX_DISKS];
 	unsigned int nr_disks;
 	struct serial_port_config ports[KESTREL_MAX_PORTS];

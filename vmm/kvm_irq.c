@@ -93,12 +93,22 @@ int irq_router_set_msi(struct irq_router *r, uint32_t gsi, uint64_t addr, uint32
 
 int kvm_irqfd(int vm_fd, int efd, uint32_t gsi, bool assign, struct kerr *err)
 {
+	return kvm_irqfd_resample(vm_fd, efd, -1, gsi, assign, err);
+}
+
+int kvm_irqfd_resample(int vm_fd, int efd, int resample_fd, uint32_t gsi, bool assign,
+		       struct kerr *err)
+{
 	struct kvm_irqfd f = {
 	    .fd = (uint32_t)efd,
 	    .gsi = gsi,
 	    .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
 	};
 
+	if (assign && resample_fd >= 0) {
+		f.flags |= KVM_IRQFD_FLAG_RESAMPLE;
+		f.resamplefd = (uint32_t)resample_fd;
+	}
 	if (ioctl(vm_fd, KVM_IRQFD, &f) < 0)
 		return kerr_set(err, "KVM_IRQFD (gsi %u): %s", gsi, strerror(errno));
 	return 0;
@@ -106,6 +116,12 @@ int kvm_irqfd(int vm_fd, int efd, uint32_t gsi, bool assign, struct kerr *err)
 
 int kvm_ioeventfd(int vm_fd, int efd, uint64_t addr, uint32_t len, bool pio, bool assign,
 		  struct kerr *err)
+{
+	return kvm_ioeventfd_match(vm_fd, efd, addr, len, pio, -1, assign, err);
+}
+
+int kvm_ioeventfd_match(int vm_fd, int efd, uint64_t addr, uint32_t len, bool pio,
+			int64_t datamatch, bool assign, struct kerr *err)
 {
 	struct kvm_ioeventfd io = {
 	    .addr = addr,
@@ -115,6 +131,10 @@ int kvm_ioeventfd(int vm_fd, int efd, uint64_t addr, uint32_t len, bool pio, boo
 		(pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
 	};
 
+	if (datamatch >= 0) {
+		io.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+		io.datamatch = (uint64_t)datamatch;
+	}
 	if (ioctl(vm_fd, KVM_IOEVENTFD, &io) < 0)
 		return kerr_set(err, "KVM_IOEVENTFD at 0x%llx: %s", (unsigned long long)addr,
 				strerror(errno));

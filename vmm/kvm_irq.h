@@ -33,8 +33,17 @@ int irq_router_set_msi(struct irq_router *r, uint32_t gsi, uint64_t addr, uint32
 
 /* KVM_IRQFD: writes to efd raise gsi (MSI) or pulse it (irqchip pin). */
 int kvm_irqfd(int vm_fd, int efd, uint32_t gsi, bool assign, struct kerr *err);
+/*
+ * A level-triggered irqfd: writes to efd raise gsi until the guest's EOI, when KVM lowers it
+ * and signals resample_fd (-1: a plain irqfd).
+ */
+int kvm_irqfd_resample(int vm_fd, int efd, int resample_fd, uint32_t gsi, bool assign,
+		       struct kerr *err);
 /* KVM_IOEVENTFD: a guest write of len bytes at addr (PIO or MMIO) signals efd. */
 int kvm_ioeventfd(int vm_fd, int efd, uint64_t addr, uint32_t len, bool pio, bool assign,
 		  struct kerr *err);
+/* The same, only for writes of the value datamatch (-1: any value). */
+int kvm_ioeventfd_match(int vm_fd, int efd, uint64_t addr, uint32_t len, bool pio,
+			int64_t datamatch, bool assign, struct kerr *err);
 
 #endif

@@ -27,6 +27,23 @@
 #define X86_PCI_ECAM_BASE 0xe0000000ULL
 #define X86_PCI_ECAM_SIZE 0x100000ULL
 
+/*
+ * virtio-mmio devices: one 4 KiB window each, after the ECAM window, inside the hole; reserved
+ * in e820. Their interrupts are the ISA pins no legacy device of kestrel's uses (PCI INTx has
+ * 16..23), level-triggered.
+ */
+#define X86_VIRTIO_MMIO_BASE 0xe0200000ULL
+#define X86_VIRTIO_MMIO_SLOT 0x1000ULL
+#define X86_VIRTIO_MMIO_MAX 8
+#define X86_VIRTIO_MMIO_SIZE (X86_VIRTIO_MMIO_SLOT * X86_VIRTIO_MMIO_MAX)
+
+static inline unsigned int x86_virtio_mmio_gsi(unsigned int index)
+{
+	static const unsigned char gsis[X86_VIRTIO_MMIO_MAX] = {5, 6, 7, 9, 10, 11, 14, 15};
+
+	return gsis[index % X86_VIRTIO_MMIO_MAX];
+}
+
 /* The TSS and identity-map page KVM needs on Intel hosts sit just below 4 GiB, in the hole. */
 #define X86_TSS_ADDR 0xfffbd000ULL
 #define X86_IDENTITY_MAP_ADDR 0xfffbc000ULL

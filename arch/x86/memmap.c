@@ -44,7 +44,7 @@ int x86_build_e820(uint64_t ram_size, struct boot_e820_entry *out, int max)
 	int nr_ram = x86_ram_layout(ram_size, ram);
 	int n = 0;
 
-	if (nr_ram < 0 || max < 4 + nr_ram)
+	if (nr_ram < 0 || max < 5 + nr_ram)
 		return -1;
 
 	e820_add(out, &n, 0, X86_EBDA_ADDR, E820_TYPE_RAM);
@@ -55,6 +55,7 @@ int x86_build_e820(uint64_t ram_size, struct boot_e820_entry *out, int max)
 	e820_add(out, &n, X86_HIMEM_START, ram[0].size - X86_HIMEM_START, E820_TYPE_RAM);
 	/* So the guest never places anything over the PCI configuration window. */
 	e820_add(out, &n, X86_PCI_ECAM_BASE, X86_PCI_ECAM_SIZE, E820_TYPE_RESERVED);
+	e820_add(out, &n, X86_VIRTIO_MMIO_BASE, X86_VIRTIO_MMIO_SIZE, E820_TYPE_RESERVED);
 	if (nr_ram == 2)
 		e820_add(out, &n, ram[1].gpa, ram[1].size, E820_TYPE_RAM);
 	return n;

@@ -70,7 +70,7 @@ static void check_e820(uint64_t ram)
 	int nr = x86_ram_layout(ram, r);
 	int n = x86_build_e820(ram, e, 16);
 
-	cr_assert_eq(n, ram > 3 * GiB ? 6 : 5, "ram %llu MiB: %d entries", ram / MiB, n);
+	cr_assert_eq(n, ram > 3 * GiB ? 7 : 6, "ram %llu MiB: %d entries", ram / MiB, n);
 
 	cr_assert_eq(e[0].addr, 0);
 	cr_assert_eq(e[0].size, X86_EBDA_ADDR);
@@ -88,10 +88,14 @@ static void check_e820(uint64_t ram)
 	cr_assert_eq(e[4].addr, X86_PCI_ECAM_BASE);
 	cr_assert_eq(e[4].size, X86_PCI_ECAM_SIZE);
 	cr_assert_eq(e[4].type, 2);
-	if (n == 6) {
-		cr_assert_eq(e[5].addr, X86_4G);
-		cr_assert_eq(e[5].size, ram - 3 * GiB);
-		cr_assert_eq(e[5].type, 1);
+	/* So is the virtio-mmio device area. */
+	cr_assert_eq(e[5].addr, X86_VIRTIO_MMIO_BASE);
+	cr_assert_eq(e[5].size, X86_VIRTIO_MMIO_SIZE);
+	cr_assert_eq(e[5].type, 2);
+	if (n == 7) {
+		cr_assert_eq(e[6].addr, X86_4G);
+		cr_assert_eq(e[6].size, ram - 3 * GiB);
+		cr_assert_eq(e[6].type, 1);
 	}
 
 	for (int i = 0; i < n; i++) {
@@ -137,10 +141,10 @@ Test(e820, rejects_small_table_and_bad_ram)
 {
 	struct boot_e820_entry e[16];
 
-	cr_assert_eq(x86_build_e820(256 * MiB, e, 4), -1);
-	cr_assert_eq(x86_build_e820(256 * MiB, e, 5), 5);
-	cr_assert_eq(x86_build_e820(4 * GiB, e, 5), -1);
-	cr_assert_eq(x86_build_e820(4 * GiB, e, 6), 6);
+	cr_assert_eq(x86_build_e820(256 * MiB, e, 5), -1);
+	cr_assert_eq(x86_build_e820(256 * MiB, e, 6), 6);
+	cr_assert_eq(x86_build_e820(4 * GiB, e, 6), -1);
+	cr_assert_eq(x86_build_e820(4 * GiB, e, 7), 7);
 	cr_assert_eq(x86_build_e820(1 * MiB, e, 16), -1);
 }
 
