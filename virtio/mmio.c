@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/virtio_mmio.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -276,6 +277,23 @@ static int bind_kicks(struct virtio_mmio *vm, bool assign, struct kerr *err)
 		if (vm->plat.ioeventfd(vm->plat.opaque, vt_kick_fd(&vm->core, q), addr, q, assign,
 				       err))
 			return -1;
+	return 0;
+}
+
+int virtio_mmio_cmdline_append(const struct virtio_mmio *vm, char *cmdline, size_t cap)
+{
+	size_t len = strnlen(cmdline, cap);
+	int n;
+
+	if (len == cap)
+		return -1;
+	n = snprintf(cmdline + len, cap - len, "%svirtio_mmio.device=%lluK@0x%llx:%u",
+		     len ? " " : "", (unsigned long long)(VIRTIO_MMIO_WINDOW >> 10),
+		     (unsigned long long)vm->base, vm->gsi);
+	if (n < 0 || (size_t)n >= cap - len) {
+		cmdline[len] = '\0';
+		return -1;
+	}
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "virtio/device.h"
@@ -61,6 +62,13 @@ int virtio_mmio_create(struct virtio_mmio **out, struct virtio_dev *dev,
 		       const struct virtio_mmio_platform *plat, uint64_t base, uint32_t gsi,
 		       struct kerr *err);
 void virtio_mmio_destroy(struct virtio_mmio *vm);
+
+/*
+ * Appends " virtio_mmio.device=4K@0xBASE:GSI" to cmdline (NUL-terminated, cap bytes in all):
+ * how kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES and no ACPI or device tree find the
+ * device. Returns -1 when it does not fit.
+ */
+int virtio_mmio_cmdline_append(const struct virtio_mmio *vm, char *cmdline, size_t cap);
 
 /* io_bus handler for the window (opaque = the virtio_mmio, offset from base). */
 void virtio_mmio_io(void *opaque, uint64_t offset, uint8_t *data, unsigned int size, bool is_write);

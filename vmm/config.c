@@ -32,6 +32,8 @@ const char *config_usage(void)
 	       "  --transport pci|mmio\n"
 	       "                    the bus of every virtio device without transport= (default: "
 	       "pci)\n"
+	       "  --mmio-cmdline    also declare virtio-mmio devices on the kernel command line\n"
+	       "                    (virtio_mmio.device=...), for kernels without ACPI\n"
 	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
 	       "  -v, --verbose     log start-up timing and exits to stderr\n"
 	       "  -h, --help        this text\n"
@@ -110,6 +112,7 @@ enum {
 	OPT_NET,
 	OPT_SECCOMP,
 	OPT_TRANSPORT,
+	OPT_MMIO_CMDLINE,
 };
 
 /* "on"/"off" (also yes/no, true/false, 1/0) for boolean sub-options. */
@@ -383,6 +386,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"net", required_argument, NULL, OPT_NET},
 	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
 	    {"transport", required_argument, NULL, OPT_TRANSPORT},
+	    {"mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
@@ -449,6 +453,9 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 						"bad --console '%s': expected serial, virtio or "
 						"virtio,transport=pci|mmio",
 						optarg);
+			break;
+		case OPT_MMIO_CMDLINE:
+			cfg->mmio_cmdline = true;
 			break;
 		case OPT_TRANSPORT:
 			if (parse_transport("--transport", optarg, &cfg->transport, err))

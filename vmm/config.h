@@ -70,6 +70,7 @@ struct vm_config {
 	unsigned int nr_ports;
 	struct net_config nics[KESTREL_MAX_NICS];
 	unsigned int nr_nics;
+	bool mmio_cmdline; /* declare virtio-mmio devices on the kernel command line too */
 	bool seccomp; /* per-thread system call filters (on unless --seccomp=off) */
 	bool verbose;
 	bool help;

@@ -12,6 +12,7 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
+#include "virtio/mmio.h"
 #include "virtio/pci.h"
 #include "vmm/vm.h"
 
@@ -74,7 +75,45 @@ static void destroy_device(struct virtio_dev *d)
 	}
 }
 
-static int add_virtio(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
+static int mmio_ioeventfd(void *opaque, int efd, uint64_t addr, uint32_t datamatch, bool assign,
+			  struct kerr *err)
+{
+	struct vm *vm = opaque;
+
+	return kvm_ioeventfd_match(vm->vm_fd, efd, addr, 4, false, datamatch, assign, err);
+}
+
+static int mmio_irqfd(void *opaque, int efd, int resample_fd, uint32_t gsi, bool assign,
+		      struct kerr *err)
+{
+	struct vm *vm = opaque;
+
+	return kvm_irqfd_resample(vm->vm_fd, efd, resample_fd, gsi, assign, err);
+}
+
+/* The next window of the virtio-mmio area, with its own interrupt. */
+static int add_virtio_mmio(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
+{
+	struct pci_devices *pd = &vm->pci;
+	struct virtio_mmio_platform plat = {
+	    .opaque = vm, .ioeventfd = mmio_ioeventfd, .irqfd = mmio_irqfd, .loop = &vm->loop};
+	uint64_t base = X86_VIRTIO_MMIO_BASE + pd->nr_mmio * X86_VIRTIO_MMIO_SLOT;
+	struct virtio_mmio *m;
+
+	pd->devs[pd->nr] = dev;
+	if (pd->nr_mmio == X86_VIRTIO_MMIO_MAX)
+		return kerr_set(err,
+				"%s: at most %d devices fit on virtio-mmio (use transport=pci)",
+				dev->name, X86_VIRTIO_MMIO_MAX);
+	if (virtio_mmio_create(&m, dev, &plat, base, x86_virtio_mmio_gsi(pd->nr_mmio), err))
+		return -1;
+	pd->mmios[pd->nr++] = m;
+	pd->nr_mmio++;
+	return io_bus_register(&vm->mmio, base, X86_VIRTIO_MMIO_SLOT, virtio_mmio_io, m, dev->name,
+			       err);
+}
+
+static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
 {
 	struct pci_devices *pd = &vm->pci;
 	struct virtio_pci_platform plat = {
@@ -101,6 +140,12 @@ static int add_virtio(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
 	return pci_assign_bars(&vp->fn, &pd->w32, NULL, err);
 }
 
+static int add_virtio(struct vm *vm, struct virtio_dev *dev, enum transport_kind t,
+		      struct kerr *err)
+{
+	return t == TRANSPORT_MMIO ? add_virtio_mmio(vm, dev, err) : add_virtio_pci(vm, dev, err);
+}
+
 static int add_disks(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 {
 	for (unsigned int i = 0; i < cfg->nr_disks; i++) {
@@ -120,7 +165,7 @@ static int add_disks(struct vm *vm, const struct vm_config *cfg, struct kerr *er
 		if (vm->verbose)
 			fprintf(stderr, "kestrel: %s on %s: %s I/O\n", name, dc->path,
 				virtio_blk_engine(d));
-		if (add_virtio(vm, d, err))
+		if (add_virtio(vm, d, dc->transport, err))
 			return -1;
 	}
 	return 0;
@@ -149,7 +194,7 @@ static int add_nics(struct vm *vm, const struct vm_config *cfg, struct kerr *err
 		/* Users want to know whether their packets go through kestrel or the kernel. */
 		fprintf(stderr, "kestrel: net%u on %s: %s\n", i, virtio_net_ifname(d),
 			virtio_net_backend(d));
-		if (add_virtio(vm, d, err))
+		if (add_virtio(vm, d, nc->transport, err))
 			return -1;
 	}
 	return 0;
@@ -169,7 +214,7 @@ static int add_console(struct vm *vm, const struct vm_config *cfg, struct kerr *
 				  err))
 		return -1;
 	vm->pci.console = d;
-	return add_virtio(vm, d, err);
+	return add_virtio(vm, d, cfg->console_transport, err);
 }
 
 int pci_devices_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
@@ -204,8 +249,12 @@ void pci_devices_destroy(struct vm *vm)
 
 	for (unsigned int i = 0; i < pd->nr; i++) {
 		struct virtio_dev *d = pd->devs[i];
-		virtio_pci_destroy(pd->vps[i]);
+		if (pd->vps[i])
+			virtio_pci_destroy(pd->vps[i]);
+		else
+			virtio_mmio_destroy(pd->mmios[i]);
 		pd->vps[i] = NULL;
+		pd->mmios[i] = NULL;
 		destroy_device(d);
 	}
 	/* A device created but not yet wrapped in a transport. */

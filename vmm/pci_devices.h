@@ -1,6 +1,7 @@
 /*
- * The PCI bus and the virtio devices on it, built from the configuration: the wiring between
- * devices/ (PCI model), virtio/ (transport and device models) and KVM (routes, irqfds,
+ * The PCI bus and the virtio devices, built from the configuration, each on the transport
+ * its option names (virtio-pci on the bus, or a virtio-mmio window): the wiring between
+ * devices/ (PCI model), virtio/ (transports and device models) and KVM (routes, irqfds,
  * ioeventfds).
  */
 #ifndef KESTREL_PCI_DEVICES_H
@@ -17,6 +18,7 @@
 struct vm;
 struct virtio_dev;
 struct virtio_pci;
+struct virtio_mmio;
 
 #define PCI_DEVICES_MAX (KESTREL_MAX_DISKS + KESTREL_MAX_NICS + 1)
 
@@ -25,9 +27,12 @@ struct pci_devices {
 	struct pci_window w32;
 	struct irq_router router;
 	bool ioeventfd_any_length;
+	/* Every virtio device, on PCI (vps[i]) or on virtio-mmio (mmios[i]). */
 	struct virtio_dev *devs[PCI_DEVICES_MAX];
 	struct virtio_pci *vps[PCI_DEVICES_MAX];
+	struct virtio_mmio *mmios[PCI_DEVICES_MAX];
 	unsigned int nr;
+	unsigned int nr_mmio;	    /* windows used in the virtio-mmio area */
 	struct virtio_dev *console; /* virtio-console, if any */
 };
 

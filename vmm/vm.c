@@ -12,6 +12,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
+#include "virtio/mmio.h"
 #include "vmm/file_map.h"
 #include "vmm/kvm_dev.h"
 #include "vmm/vcpu.h"
@@ -177,7 +178,19 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 {
 	struct file_map kernel = {0}, initrd = {0};
 	struct x86_boot boot;
+	char cmdline[X86_CMDLINE_MAX];
 	int rc = -1;
+
+	/* The loader checks the length against what the kernel takes; this is only our buffer. */
+	if (strlen(cfg->cmdline) >= sizeof(cmdline))
+		return kerr_set(err, "--cmdline is longer than %llu bytes",
+				(unsigned long long)sizeof(cmdline) - 1);
+	strcpy(cmdline, cfg->cmdline);
+	for (unsigned int i = 0; cfg->mmio_cmdline && i < vm->pci.nr; i++)
+		if (vm->pci.mmios[i] &&
+		    virtio_mmio_cmdline_append(vm->pci.mmios[i], cmdline, sizeof(cmdline)))
+			return kerr_set(err, "the virtio-mmio declarations do not fit the command "
+					     "line (--mmio-cmdline)");
 
 	if (file_map_open(&kernel, cfg->kernel_path, "kernel", err))
 		return -1;
@@ -188,7 +201,7 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	    .kernel_len = kernel.len,
 	    .initrd = initrd.data,
 	    .initrd_len = initrd.len,
-	    .cmdline = cfg->cmdline,
+	    .cmdline = cmdline,
 	};
 	if (x86_load_kernel(&vm->mem, &bc, &boot, err))
 		goto out;

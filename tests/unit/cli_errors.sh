@@ -104,6 +104,7 @@ check memory_overflow "too large" -- --kernel "$TMP/text" --memory 9999999999999
 check cpus_0 "--cpus '0'" -- --kernel "$TMP/text" --cpus 0
 check cpus_255 "--cpus '255'" -- --kernel "$TMP/text" --cpus 255
 check seccomp_bad_value "bad --seccomp 'maybe'" -- --kernel "$TMP/text" --seccomp=maybe
+check transport_bad "expected pci or mmio" -- --kernel "$TMP/text" --transport isa
 check seccomp_no_value "'--seccomp' needs a value" -- --kernel "$TMP/text" --seccomp
 check missing_kernel_file "No such file" -- --kernel "$TMP/does-not-exist"
 check empty_kernel "is empty" -- --kernel "$TMP/empty"

@@ -353,3 +353,42 @@ Test(config, repeated_calls_reset_state)
 		EXPECT_FAIL("stray", "--kernel", "e", "stray");
 	}
 }
+
+Test(config, transports)
+{
+	struct vm_config cfg;
+	struct kerr err = {{0}};
+
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--disk", "path=a", "--net", "tap=t0"), 0,
+		     "%s", err.msg);
+	cr_assert_eq(cfg.transport, TRANSPORT_PCI, "PCI unless asked otherwise");
+	cr_assert_eq(cfg.disks[0].transport, TRANSPORT_PCI);
+	cr_assert_eq(cfg.nics[0].transport, TRANSPORT_PCI);
+	cr_assert_eq(cfg.console_transport, TRANSPORT_PCI);
+	cr_assert(!cfg.mmio_cmdline);
+	config_free(&cfg);
+
+	/* A mix: the default for some, an explicit choice for others. */
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--transport", "mmio", "--disk", "path=a",
+			   "--disk", "path=b,transport=pci", "--net", "tap=t0,transport=pci",
+			   "--console", "virtio", "--mmio-cmdline"),
+		     0, "%s", err.msg);
+	cr_assert_eq(cfg.disks[0].transport, TRANSPORT_MMIO);
+	cr_assert_eq(cfg.disks[1].transport, TRANSPORT_PCI);
+	cr_assert_eq(cfg.nics[0].transport, TRANSPORT_PCI);
+	cr_assert_eq(cfg.console_transport, TRANSPORT_MMIO);
+	cr_assert(cfg.mmio_cmdline);
+	config_free(&cfg);
+
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--console", "virtio,transport=mmio"), 0,
+		     "%s", err.msg);
+	cr_assert_eq(cfg.console_transport, TRANSPORT_MMIO);
+	config_free(&cfg);
+
+	EXPECT_FAIL("--transport: transport=isa: expected pci or mmio", "--kernel", "k",
+		    "--transport", "isa");
+	EXPECT_FAIL("transport=usb: expected pci or mmio", "--kernel", "k", "--disk",
+		    "path=a,transport=usb");
+	EXPECT_FAIL("bad --console 'virtio,transport=x'", "--kernel", "k", "--console",
+		    "virtio,transport=x");
+}

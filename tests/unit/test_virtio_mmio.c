@@ -403,3 +403,14 @@ Test(virtio_mmio, vhost_gets_no_direct_call_fd)
 	cr_assert_eq(dev.transport->kick_fd(&dev, 1), vm->core.kicks[1].h.fd);
 	cr_assert_eq(dev.transport->kick_fd(&dev, NQ), -1);
 }
+
+Test(virtio_mmio, kernel_command_line_declaration)
+{
+	char buf[64] = "console=ttyS0";
+	char tiny[20] = "quiet";
+
+	cr_assert_eq(virtio_mmio_cmdline_append(vm, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "console=ttyS0 virtio_mmio.device=4K@0xd0000000:5");
+	cr_assert_eq(virtio_mmio_cmdline_append(vm, tiny, sizeof(tiny)), -1);
+	cr_assert_str_eq(tiny, "quiet", "a declaration that does not fit is left out whole");
+}
