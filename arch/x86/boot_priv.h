@@ -13,10 +13,11 @@
 /* e820 / ACPI address range types (the UAPI has no current header for them). */
 #define E820_TYPE_RAM 1
 #define E820_TYPE_RESERVED 2
+#define E820_TYPE_ACPI 3 /* ACPI tables, reclaimable once read */
 
 #define X86_PAGE_SIZE 0x1000ULL
 #define X86_RAM_MIN (16ULL << 20) /* below this even a tiny kernel has no room to decompress */
-#define X86_E820_MAX 8		  /* x86_build_e820 never makes more than 5 entries */
+#define X86_E820_MAX 8		  /* x86_build_e820 never makes more than 7 entries */
 
 /* Rounds v up to a power-of-two a; false if that would wrap past 2^64. */
 static inline bool x86_align_up(uint64_t v, uint64_t a, uint64_t *out)

@@ -18,6 +18,9 @@
 #define X86_CMDLINE_MAX 0x10000ULL /* bytes, including the terminating NUL */
 #define X86_EBDA_ADDR 0x9fc00ULL   /* last KiB of base memory: the MP table lives here */
 #define X86_BIOS_START 0xa0000ULL
+/* ACPI tables (RSDP first, so a guest scanning the BIOS area finds it); e820 type 3. */
+#define X86_ACPI_ADDR 0xe0000ULL
+#define X86_ACPI_SIZE 0x10000ULL
 #define X86_HIMEM_START 0x100000ULL /* 1 MiB: where protected-mode kernels are loaded */
 
 #define X86_PCI_HOLE_START 0xc0000000ULL /* 3 GiB: RAM above this moves to 4 GiB */
@@ -43,6 +46,15 @@ static inline unsigned int x86_virtio_mmio_gsi(unsigned int index)
 
 	return gsis[index % X86_VIRTIO_MMIO_MAX];
 }
+
+/*
+ * I/O ports of the hardware-reduced ACPI platform (x86_acpi_desc in acpi.h has the semantics):
+ * sleep control, sleep status, reset, then the GED's 32-bit event register at +4.
+ */
+#define X86_ACPI_PM_PORT 0x600
+#define X86_ACPI_PM_PORT_LEN 3
+#define X86_ACPI_GED_PORT 0x604
+#define X86_ACPI_GED_PORT_LEN 4
 
 /* The TSS and identity-map page KVM needs on Intel hosts sit just below 4 GiB, in the hole. */
 #define X86_TSS_ADDR 0xfffbd000ULL

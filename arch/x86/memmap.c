@@ -44,12 +44,13 @@ int x86_build_e820(uint64_t ram_size, struct boot_e820_entry *out, int max)
 	int nr_ram = x86_ram_layout(ram_size, ram);
 	int n = 0;
 
-	if (nr_ram < 0 || max < 5 + nr_ram)
+	if (nr_ram < 0 || max < 6 + nr_ram)
 		return -1;
 
 	e820_add(out, &n, 0, X86_EBDA_ADDR, E820_TYPE_RAM);
 	/* The EBDA holds the MP table; the guest must not reuse it. */
 	e820_add(out, &n, X86_EBDA_ADDR, X86_BIOS_START - X86_EBDA_ADDR, E820_TYPE_RESERVED);
+	e820_add(out, &n, X86_ACPI_ADDR, X86_ACPI_SIZE, E820_TYPE_ACPI);
 	e820_add(out, &n, X86_BIOS_ROM_ADDR, X86_HIMEM_START - X86_BIOS_ROM_ADDR,
 		 E820_TYPE_RESERVED);
 	e820_add(out, &n, X86_HIMEM_START, ram[0].size - X86_HIMEM_START, E820_TYPE_RAM);

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "arch/x86/checksum.h"
 #include "arch/x86/layout.h"
 
 struct mpf_intel {
@@ -79,16 +80,6 @@ enum { MP_INT = 0, MP_NMI = 1, MP_EXTINT = 3 };
 #define PCI_SLOTS 31 /* slots 1..31; slot 0 is the host bridge */
 /* PCI INTx: level-triggered, active high (polarity 01, trigger 11). */
 #define MP_IRQ_PCI_FLAGS 0x0d
-
-static uint8_t checksum(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	uint8_t sum = 0;
-
-	while (len--)
-		sum += *b++;
-	return (uint8_t)-sum;
-}
 
 int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct kerr *err)
 {
@@ -173,12 +164,12 @@ int x86_write_mptable(const struct guest_mem *gm, unsigned int nr_cpus, struct k
 	memcpy(mpc->oem, "KESTREL ", 8);
 	memcpy(mpc->productid, "KESTREL VM  ", 12);
 	mpc->lapic = (uint32_t)X86_LAPIC_ADDR;
-	mpc->checksum = checksum(mpc, mpc->length);
+	mpc->checksum = x86_table_checksum(mpc, mpc->length);
 
 	memcpy(mpf->signature, "_MP_", 4);
 	mpf->physptr = (uint32_t)(X86_MPTABLE_ADDR + sizeof(*mpf));
 	mpf->length = 1;
 	mpf->specification = 4;
-	mpf->checksum = checksum(mpf, sizeof(*mpf));
+	mpf->checksum = x86_table_checksum(mpf, sizeof(*mpf));
 	return 0;
 }

@@ -70,32 +70,22 @@ static void check_e820(uint64_t ram)
 	int nr = x86_ram_layout(ram, r);
 	int n = x86_build_e820(ram, e, 16);
 
-	cr_assert_eq(n, ram > 3 * GiB ? 7 : 6, "ram %llu MiB: %d entries", ram / MiB, n);
+	cr_assert_eq(n, ram > 3 * GiB ? 8 : 7, "ram %llu MiB: %d entries", ram / MiB, n);
 
-	cr_assert_eq(e[0].addr, 0);
-	cr_assert_eq(e[0].size, X86_EBDA_ADDR);
-	cr_assert_eq(e[0].type, 1);
-	cr_assert_eq(e[1].addr, X86_EBDA_ADDR);
-	cr_assert_eq(e[1].size, X86_BIOS_START - X86_EBDA_ADDR);
-	cr_assert_eq(e[1].type, 2);
-	cr_assert_eq(e[2].addr, 0xf0000);
-	cr_assert_eq(e[2].size, 0x10000);
-	cr_assert_eq(e[2].type, 2);
-	cr_assert_eq(e[3].addr, X86_HIMEM_START);
-	cr_assert_eq(e[3].size, low - X86_HIMEM_START);
-	cr_assert_eq(e[3].type, 1);
-	/* The ECAM window in the PCI hole is reserved. */
-	cr_assert_eq(e[4].addr, X86_PCI_ECAM_BASE);
-	cr_assert_eq(e[4].size, X86_PCI_ECAM_SIZE);
-	cr_assert_eq(e[4].type, 2);
-	/* So is the virtio-mmio device area. */
-	cr_assert_eq(e[5].addr, X86_VIRTIO_MMIO_BASE);
-	cr_assert_eq(e[5].size, X86_VIRTIO_MMIO_SIZE);
-	cr_assert_eq(e[5].type, 2);
-	if (n == 7) {
-		cr_assert_eq(e[6].addr, X86_4G);
-		cr_assert_eq(e[6].size, ram - 3 * GiB);
-		cr_assert_eq(e[6].type, 1);
+	const struct boot_e820_entry want[] = {
+	    {0, X86_EBDA_ADDR, 1},
+	    {X86_EBDA_ADDR, X86_BIOS_START - X86_EBDA_ADDR, 2},
+	    {X86_ACPI_ADDR, X86_ACPI_SIZE, 3}, /* the ACPI tables: ACPI reclaimable memory */
+	    {0xf0000, 0x10000, 2},
+	    {X86_HIMEM_START, low - X86_HIMEM_START, 1},
+	    {X86_PCI_ECAM_BASE, X86_PCI_ECAM_SIZE, 2}, /* the ECAM window in the PCI hole */
+	    {X86_VIRTIO_MMIO_BASE, X86_VIRTIO_MMIO_SIZE, 2}, /* the virtio-mmio windows */
+	    {X86_4G, ram - 3 * GiB, 1},
+	};
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(e[i].addr, want[i].addr, "entry %d", i);
+		cr_assert_eq(e[i].size, want[i].size, "entry %d", i);
+		cr_assert_eq(e[i].type, want[i].type, "entry %d", i);
 	}
 
 	for (int i = 0; i < n; i++) {
@@ -141,10 +131,10 @@ Test(e820, rejects_small_table_and_bad_ram)
 {
 	struct boot_e820_entry e[16];
 
-	cr_assert_eq(x86_build_e820(256 * MiB, e, 5), -1);
-	cr_assert_eq(x86_build_e820(256 * MiB, e, 6), 6);
-	cr_assert_eq(x86_build_e820(4 * GiB, e, 6), -1);
-	cr_assert_eq(x86_build_e820(4 * GiB, e, 7), 7);
+	cr_assert_eq(x86_build_e820(256 * MiB, e, 6), -1);
+	cr_assert_eq(x86_build_e820(256 * MiB, e, 7), 7);
+	cr_assert_eq(x86_build_e820(4 * GiB, e, 7), -1);
+	cr_assert_eq(x86_build_e820(4 * GiB, e, 8), 8);
 	cr_assert_eq(x86_build_e820(1 * MiB, e, 16), -1);
 }
 
