@@ -32,6 +32,13 @@ const char *config_usage(void)
 	       "  --transport pci|mmio\n"
 	       "                    the bus of every virtio device without transport= (default: "
 	       "pci)\n"
+	       "  --acpi on|off|auto\n"
+	       "                    ACPI tables (devices, power button, poweroff); auto "
+	       "(default):\n"
+	       "                    on when a device is on virtio-mmio\n"
+	       "  --shutdown-timeout SECONDS\n"
+	       "                    after SIGTERM, how long an ACPI guest gets to power off\n"
+	       "                    before kestrel stops it (default: 30)\n"
 	       "  --mmio-cmdline    also declare virtio-mmio devices on the kernel command line\n"
 	       "                    (virtio_mmio.device=...), for kernels without ACPI\n"
 	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
@@ -113,6 +120,8 @@ enum {
 	OPT_SECCOMP,
 	OPT_TRANSPORT,
 	OPT_MMIO_CMDLINE,
+	OPT_ACPI,
+	OPT_SHUTDOWN_TIMEOUT,
 };
 
 /* "on"/"off" (also yes/no, true/false, 1/0) for boolean sub-options. */
@@ -387,6 +396,8 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
 	    {"transport", required_argument, NULL, OPT_TRANSPORT},
 	    {"mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
+	    {"acpi", required_argument, NULL, OPT_ACPI},
+	    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
@@ -397,6 +408,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	cfg->memory = KESTREL_DEFAULT_MEMORY;
 	cfg->cpus = 1;
 	cfg->seccomp = true;
+	cfg->shutdown_timeout = KESTREL_DEFAULT_SHUTDOWN_TIMEOUT;
 
 	/* getopt keeps global state: reset it so config_parse can be called more than once. */
 	optind = 0;
@@ -453,6 +465,22 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 						"bad --console '%s': expected serial, virtio or "
 						"virtio,transport=pci|mmio",
 						optarg);
+			break;
+		case OPT_ACPI:
+			if (!strcmp(optarg, "on"))
+				cfg->acpi = ACPI_ON;
+			else if (!strcmp(optarg, "off"))
+				cfg->acpi = ACPI_OFF;
+			else if (!strcmp(optarg, "auto"))
+				cfg->acpi = ACPI_AUTO;
+			else
+				return kerr_set(err, "bad --acpi '%s': expected on, off or auto",
+						optarg);
+			break;
+		case OPT_SHUTDOWN_TIMEOUT:
+			if (parse_uint("--shutdown-timeout", "seconds", optarg, 0, 3600,
+				       &cfg->shutdown_timeout, err))
+				return -1;
 			break;
 		case OPT_MMIO_CMDLINE:
 			cfg->mmio_cmdline = true;

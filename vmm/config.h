@@ -14,6 +14,7 @@
 #define KESTREL_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
 #define KESTREL_DEFAULT_CMDLINE_VIRTIO "console=hvc0 reboot=k panic=1"
 
+#define KESTREL_DEFAULT_SHUTDOWN_TIMEOUT 30
 #define KESTREL_MAX_DISKS 16
 #define KESTREL_MAX_PORTS 16
 #define KESTREL_MAX_DISK_QUEUES 16
@@ -70,8 +71,14 @@ struct vm_config {
 	unsigned int nr_ports;
 	struct net_config nics[KESTREL_MAX_NICS];
 	unsigned int nr_nics;
+	enum acpi_choice {
+		ACPI_AUTO,
+		ACPI_ON,
+		ACPI_OFF
+	} acpi;			       /* auto: on with a virtio-mmio device */
+	unsigned int shutdown_timeout; /* seconds the guest gets to power off after SIGTERM */
 	bool mmio_cmdline; /* declare virtio-mmio devices on the kernel command line too */
-	bool seccomp; /* per-thread system call filters (on unless --seccomp=off) */
+	bool seccomp;	   /* per-thread system call filters (on unless --seccomp=off) */
 	bool verbose;
 	bool help;
 	bool version;

@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 		return fail(&err);
 	if (vm_create(&vm, &cfg, &err) || vm_load_kernel(&vm, &cfg, &err) ||
 	    sandbox_setup(cfg.seccomp, KESTREL_EXIT_SECCOMP, sandbox_failed, &vm, &err) ||
-	    terminal_init(&term, &vm, console_sink(&cfg), &vm, &err)) {
+	    terminal_init(&term, &vm, console_sink(&cfg), &vm, cfg.shutdown_timeout, &err)) {
 		vm_destroy(&vm);
 		config_free(&cfg);
 		sandbox_teardown();

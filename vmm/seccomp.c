@@ -50,14 +50,24 @@ static const int common_calls[] = {
 
 /* Back ends: tap, vhost-net, io_uring or synchronous disk I/O, console sockets. */
 static const int event_loop_calls[] = {
-    SCMP_SYS(epoll_wait),     SCMP_SYS(epoll_pwait),
-    SCMP_SYS(epoll_ctl),      SCMP_SYS(readv),
-    SCMP_SYS(writev),	      SCMP_SYS(sendmsg),
-    SCMP_SYS(accept4),	      SCMP_SYS(close),
-    SCMP_SYS(eventfd2),	      SCMP_SYS(pwrite64),
-    SCMP_SYS(preadv2),	      SCMP_SYS(pwritev2),
-    SCMP_SYS(fdatasync),      SCMP_SYS(fallocate),
-    SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(readv),
+    SCMP_SYS(writev),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(accept4),
+    SCMP_SYS(close),
+    SCMP_SYS(eventfd2),
+    SCMP_SYS(pwrite64),
+    SCMP_SYS(preadv2),
+    SCMP_SYS(pwritev2),
+    SCMP_SYS(fdatasync),
+    SCMP_SYS(fallocate),
+    SCMP_SYS(io_uring_enter),
+    SCMP_SYS(io_uring_register),
+    /* SIGTERM arms the shutdown timer. */
+    SCMP_SYS(timerfd_settime),
 };
 
 /* The main thread tears the VM down: joins, closes, drains and unlocks disks, removes sockets. */

@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define CTRL_A 0x01
@@ -27,6 +29,38 @@ int terminal_block_signals(struct kerr *err)
 	return 0;
 }
 
+static void on_shutdown_timeout(void *opaque, uint32_t events)
+{
+	struct terminal *t = opaque;
+	uint64_t n;
+
+	(void)events;
+	if (read(t->shutdown_timer.fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	vm_request_exit(t->vm, KESTREL_EXIT_SIGNAL_BASE + SIGTERM,
+			"the guest did not power off within %u s of SIGTERM: stopped it",
+			t->shutdown_timeout);
+}
+
+/* The first SIGTERM asks the guest to shut down cleanly, if it can be asked. */
+static bool graceful_shutdown(struct terminal *t)
+{
+	struct itimerspec when = {.it_value = {.tv_sec = t->shutdown_timeout}};
+
+	if (t->shutting_down || !t->shutdown_timeout || t->shutdown_timer.fd < 0 ||
+	    timerfd_settime(t->shutdown_timer.fd, 0, &when, NULL) < 0)
+		return false;
+	if (!vm_power_button(t->vm)) {
+		timerfd_settime(t->shutdown_timer.fd, 0, &(struct itimerspec){0}, NULL);
+		return false;
+	}
+	t->shutting_down = true;
+	fprintf(stderr,
+		"kestrel: SIGTERM: pressed the power button; the guest has %u s to power off\n",
+		t->shutdown_timeout);
+	return true;
+}
+
 static void on_signal(void *opaque, uint32_t events)
 {
 	struct terminal *t = opaque;
@@ -34,6 +68,8 @@ static void on_signal(void *opaque, uint32_t events)
 
 	(void)events;
 	if (read(t->signals.fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGTERM && graceful_shutdown(t))
 		return;
 	vm_request_exit(t->vm, KESTREL_EXIT_SIGNAL_BASE + (int)si.ssi_signo, "stopped by %s",
 			strsignal((int)si.ssi_signo));
@@ -81,7 +117,7 @@ static void on_input(void *opaque, uint32_t events)
 }
 
 int terminal_init(struct terminal *t, struct vm *vm, terminal_sink_fn sink, void *sink_opaque,
-		  struct kerr *err)
+		  unsigned int shutdown_timeout, struct kerr *err)
 {
 	sigset_t s;
 
@@ -89,6 +125,13 @@ int terminal_init(struct terminal *t, struct vm *vm, terminal_sink_fn sink, void
 	t->vm = vm;
 	t->sink = sink;
 	t->sink_opaque = sink_opaque;
+	t->shutdown_timeout = shutdown_timeout;
+	t->shutdown_timer = (struct event_handler){
+	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK), on_shutdown_timeout, t};
+	if (t->shutdown_timer.fd < 0)
+		return kerr_set(err, "timerfd_create: %s", strerror(errno));
+	if (event_loop_add(&vm->loop, &t->shutdown_timer, EPOLLIN, err))
+		return -1;
 
 	block_set(&s);
 	t->signals = (struct event_handler){signalfd(-1, &s, SFD_CLOEXEC), on_signal, t};
@@ -121,5 +164,9 @@ void terminal_restore(struct terminal *t)
 	if (t->signals.fd > 0) {
 		close(t->signals.fd);
 		t->signals.fd = -1;
+	}
+	if (t->shutdown_timer.fd > 0) {
+		close(t->shutdown_timer.fd);
+		t->shutdown_timer.fd = -1;
 	}
 }

@@ -22,6 +22,9 @@ struct terminal {
 	void *sink_opaque;
 	struct event_handler input;
 	struct event_handler signals;
+	struct event_handler shutdown_timer; /* timerfd: the guest's time to power off ran out */
+	unsigned int shutdown_timeout;	     /* seconds; 0: SIGTERM stops at once */
+	bool shutting_down;		     /* the power button was pressed for a SIGTERM */
 	bool input_registered;
 	bool raw;
 	bool escape; /* the previous key was Ctrl-A */
@@ -29,8 +32,13 @@ struct terminal {
 };
 
 /* Call with the signals of terminal_block_signals() already blocked in every thread. */
+/*
+ * SIGTERM presses the ACPI power button when the guest has ACPI and shutdown_timeout > 0, and
+ * stops the VM shutdown_timeout seconds later if the guest has not powered off; a second
+ * SIGTERM, SIGINT or SIGHUP stops it at once.
+ */
 int terminal_init(struct terminal *t, struct vm *vm, terminal_sink_fn sink, void *sink_opaque,
-		  struct kerr *err);
+		  unsigned int shutdown_timeout, struct kerr *err);
 void terminal_restore(struct terminal *t);
 
 /* Blocks SIGINT/SIGTERM/SIGHUP so that the event loop receives them through a signalfd. */

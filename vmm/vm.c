@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "arch/x86/acpi.h"
 #include "arch/x86/boot.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
@@ -74,7 +75,12 @@ static int register_pc_devices(struct vm *vm, struct kerr *err)
 	i8042_init(&vm->i8042, ctl);
 	debug_port_init(&vm->debug, ctl, STDERR_FILENO);
 	cmos_rtc_init(&vm->rtc);
-	if (io_bus_register(&vm->pio, UART_COM1_BASE, UART_NR_REGS, uart_io, &vm->uart, "uart",
+	acpi_pm_init(&vm->pm, ctl, (struct irq_line){irq_set, vm, X86_ACPI_GED_GSI});
+	if (io_bus_register(&vm->pio, X86_ACPI_PM_PORT, ACPI_PM_LEN, acpi_pm_io, &vm->pm, "acpi-pm",
+			    err) ||
+	    io_bus_register(&vm->pio, X86_ACPI_GED_PORT, ACPI_GED_LEN, acpi_ged_io, &vm->pm,
+			    "acpi-ged", err) ||
+	    io_bus_register(&vm->pio, UART_COM1_BASE, UART_NR_REGS, uart_io, &vm->uart, "uart",
 			    err) ||
 	    io_bus_register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_io, &vm->i8042, "i8042",
 			    err) ||
@@ -174,6 +180,47 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	return 0;
 }
 
+/* The machine as ACPI describes it: the same devices the MP table and e820 map announce. */
+static int write_acpi(struct vm *vm, uint64_t *rsdp, struct kerr *err)
+{
+	struct x86_acpi_mmio_dev mmio[X86_VIRTIO_MMIO_MAX];
+	struct x86_acpi_desc d = {
+	    .nr_cpus = vm->nr_cpus,
+	    .lapic_addr = X86_LAPIC_ADDR,
+	    .ioapic_addr = X86_IOAPIC_ADDR,
+	    .ioapic_id = (uint8_t)vm->nr_cpus,
+	    .pci = {.present = true,
+		    .ecam_base = X86_PCI_ECAM_BASE,
+		    .mmio32_base = (uint32_t)PCI_MMIO32_BASE,
+		    .mmio32_size = (uint32_t)PCI_MMIO32_SIZE,
+		    .intx_gsi = x86_acpi_default_intx_gsi},
+	    .uart = {.present = true, .port = UART_COM1_BASE, .gsi = UART_COM1_IRQ},
+	    .mmio = mmio,
+	    .ged = {.present = true,
+		    .space = X86_ACPI_SPACE_IO,
+		    .addr = X86_ACPI_GED_PORT,
+		    .gsi = X86_ACPI_GED_GSI},
+	    .pm_port = X86_ACPI_PM_PORT,
+	};
+
+	for (unsigned int i = 0; i < vm->pci.nr; i++)
+		if (vm->pci.mmios[i])
+			mmio[d.nr_mmio++] =
+			    (struct x86_acpi_mmio_dev){.base = vm->pci.mmios[i]->base,
+						       .size = VIRTIO_MMIO_WINDOW,
+						       .gsi = vm->pci.mmios[i]->gsi,
+						       .level = true};
+	return x86_write_acpi(&vm->mem, &d, rsdp, err);
+}
+
+bool vm_power_button(struct vm *vm)
+{
+	if (!vm->acpi)
+		return false;
+	acpi_pm_power_button(&vm->pm);
+	return true;
+}
+
 int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 {
 	struct file_map kernel = {0}, initrd = {0};
@@ -192,6 +239,11 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 			return kerr_set(err, "the virtio-mmio declarations do not fit the command "
 					     "line (--mmio-cmdline)");
 
+	vm->acpi = cfg->acpi == ACPI_ON || (cfg->acpi == ACPI_AUTO && vm->pci.nr_mmio > 0);
+	uint64_t rsdp = 0;
+	if (vm->acpi && write_acpi(vm, &rsdp, err))
+		return -1;
+
 	if (file_map_open(&kernel, cfg->kernel_path, "kernel", err))
 		return -1;
 	if (cfg->initrd_path && file_map_open(&initrd, cfg->initrd_path, "initrd", err))
@@ -202,6 +254,7 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	    .initrd = initrd.data,
 	    .initrd_len = initrd.len,
 	    .cmdline = cmdline,
+	    .acpi_rsdp = rsdp,
 	};
 	if (x86_load_kernel(&vm->mem, &bc, &boot, err))
 		goto out;
@@ -260,5 +313,6 @@ void vm_destroy(struct vm *vm)
 	uart_destroy(&vm->uart);
 	i8042_destroy(&vm->i8042);
 	cmos_rtc_destroy(&vm->rtc);
+	acpi_pm_destroy(&vm->pm);
 	pthread_mutex_destroy(&vm->exit_lock);
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "devices/acpi_pm.h"
 #include "devices/cmos_rtc.h"
 #include "devices/debug_port.h"
 #include "devices/i8042.h"
@@ -34,6 +35,9 @@ enum kestrel_exit {
 
 struct vcpu;
 
+/* Presses the ACPI power button; false when the guest has no ACPI (nothing to press). */
+bool vm_power_button(struct vm *vm);
+
 struct vm {
 	int kvm_fd;
 	int vm_fd;
@@ -52,6 +56,8 @@ struct vm {
 	struct i8042 i8042;
 	struct debug_port debug;
 	struct cmos_rtc rtc;
+	struct acpi_pm pm;	/* sleep/reset registers and the power button (with ACPI) */
+	bool acpi;		/* ACPI tables describe the machine (vm_load_kernel decides) */
 	struct pci_devices pci; /* the PCI bus and the virtio devices on it */
 
 	/* How the VM ends: the first vm_request_exit() wins; later calls are ignored. */

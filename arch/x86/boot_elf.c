@@ -222,6 +222,7 @@ static int build_pvh(const struct guest_mem *gm, const struct x86_boot_extras *e
 	pg->info.cmdline_paddr = X86_CMDLINE_ADDR;
 	pg->info.memmap_paddr = X86_PVH_INFO_ADDR + offsetof(struct pvh_page, memmap);
 	pg->info.memmap_entries = (uint32_t)n;
+	pg->info.rsdp_paddr = ex->acpi_rsdp;
 	if (ex->initrd_len) {
 		pg->mod.paddr = ex->initrd_gpa;
 		pg->mod.size = ex->initrd_len;

@@ -50,6 +50,7 @@ int x86_plan_extras(const struct guest_mem *gm, const struct x86_boot_config *cf
 	memset(ex, 0, sizeof(*ex));
 	ex->cmdline = cfg->cmdline ? cfg->cmdline : "";
 	ex->cmdline_len = strlen(ex->cmdline);
+	ex->acpi_rsdp = cfg->acpi_rsdp;
 
 	if (cmdline_max > X86_CMDLINE_MAX - 1)
 		cmdline_max = X86_CMDLINE_MAX - 1;
@@ -100,5 +101,6 @@ int x86_fill_boot_params(const struct guest_mem *gm, const struct x86_boot_extra
 	h->ramdisk_size = (uint32_t)ex->initrd_len;
 	bp->ext_ramdisk_image = (uint32_t)(ex->initrd_gpa >> 32);
 	bp->ext_ramdisk_size = (uint32_t)(ex->initrd_len >> 32);
+	bp->acpi_rsdp_addr = ex->acpi_rsdp;
 	return 0;
 }

@@ -55,6 +55,7 @@ static inline unsigned int x86_virtio_mmio_gsi(unsigned int index)
 #define X86_ACPI_PM_PORT_LEN 3
 #define X86_ACPI_GED_PORT 0x604
 #define X86_ACPI_GED_PORT_LEN 4
+#define X86_ACPI_GED_GSI 3 /* COM2's pin: kestrel has no COM2 */
 
 /* The TSS and identity-map page KVM needs on Intel hosts sit just below 4 GiB, in the hole. */
 #define X86_TSS_ADDR 0xfffbd000ULL

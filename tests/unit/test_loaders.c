@@ -189,7 +189,7 @@ Test(bzimage, valid_image_is_loaded)
 	uint8_t *initrd = pattern(initrd_len, 3);
 	size_t len;
 	uint8_t *img = make_bzimage(&s, &len);
-	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline};
+	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0};
 	struct x86_boot out;
 	struct boot_params *bp;
 	uint64_t rd, kernel_end = 2 * MiB + s.init_size;
@@ -534,7 +534,7 @@ static int load_elf(const struct elf_spec *s, const char *cmdline, const uint8_t
 {
 	size_t len;
 	uint8_t *img = make_elf(s, &len);
-	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline};
+	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0};
 	int ret = x86_load_elf(&gm, &cfg, out, &err);
 
 	free(img);
@@ -556,7 +556,7 @@ Test(elf, pvh_note_gives_pvh_boot)
 	uint8_t *initrd = pattern(initrd_len, 17);
 	size_t len;
 	uint8_t *img = make_elf(&s, &len);
-	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline};
+	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0};
 	struct x86_boot out;
 	struct hvm_start_info *si;
 	struct hvm_memmap_table_entry *mm;
@@ -639,7 +639,7 @@ Test(elf, no_note_gives_linux64_boot)
 
 	s.pvh = false;
 	img = make_elf(&s, &len);
-	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline};
+	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0};
 	cr_assert_eq(x86_load_elf(&gm, &cfg, &out, &err), 0, "%s", err.msg);
 	cr_assert_eq(out.mode, X86_ENTRY_LINUX64);
 	cr_assert_eq(out.entry, ELF_PADDR);
