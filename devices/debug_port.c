@@ -2,8 +2,10 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 void debug_port_init(struct debug_port *d, struct vm_control ctl, int log_fd)
 {
@@ -13,14 +15,31 @@ void debug_port_init(struct debug_port *d, struct vm_control ctl, int log_fd)
 	atomic_init(&d->last_unlogged_us, 0);
 }
 
+/*
+ * One line in one write(2): dprintf would attach a stdio stream to the fd, which calls
+ * lseek, a call no vCPU thread's seccomp profile allows.
+ */
+static void log_line(struct debug_port *d, const char *fmt, ...)
+{
+	char line[160];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0 &&
+	    write(d->log_fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0)
+		return; /* nowhere to report that the log is gone */
+}
+
 static void boot_timer(struct debug_port *d)
 {
 	double ms = d->ctl.elapsed_ms(d->ctl.opaque);
 	uint64_t nr = atomic_fetch_add(&d->boot_timer_writes, 1);
 
 	if (nr < DEBUG_PORT_BOOT_TIMER_LOGGED) {
-		dprintf(d->log_fd, "kestrel: boot-timer: guest signalled %.3f ms after start\n",
-			ms);
+		log_line(d, "kestrel: boot-timer: guest signalled %.3f ms after start\n", ms);
 		return;
 	}
 	/* Racing vCPUs may store out of order; the summary's time is only a hint. */
@@ -50,9 +69,9 @@ void debug_port_finish(struct debug_port *d)
 
 	if (nr <= DEBUG_PORT_BOOT_TIMER_LOGGED)
 		return;
-	dprintf(d->log_fd,
-		"kestrel: boot-timer: %" PRIu64 " more signals not logged (the last %.3f ms after "
-		"start)\n",
-		nr - DEBUG_PORT_BOOT_TIMER_LOGGED,
-		(double)atomic_load(&d->last_unlogged_us) / 1000.0);
+	log_line(d,
+		 "kestrel: boot-timer: %" PRIu64 " more signals not logged (the last %.3f ms after "
+		 "start)\n",
+		 nr - DEBUG_PORT_BOOT_TIMER_LOGGED,
+		 (double)atomic_load(&d->last_unlogged_us) / 1000.0);
 }
