@@ -12,7 +12,7 @@ need_pkgs busybox-static e2fsprogs cpio xz-utils gzip
 kernel_pkg_fetch
 
 # Modules the guest will want for virtio devices and an ext4 disk (not loaded at boot).
-GUEST_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+GUEST_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
     virtio_blk virtio_console failover net_failover virtio_net
     crc16 crc32c_generic mbcache jbd2 ext4)
 
