@@ -281,11 +281,11 @@ static int add_memory_rules(scmp_filter_ctx ctx)
 	 */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
-				      SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO),
+				      SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO, 0),
 				      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TCSETS));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
-				      SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO),
+				      SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO, 0),
 				      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TCGETS));
 	return rc;
 }
