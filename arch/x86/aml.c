@@ -178,7 +178,8 @@ static void close_with_prefix(struct aml *a, size_t mark, const uint8_t *prefix,
 		a->failed = true;
 		return;
 	}
-	memcpy(b + n, prefix, plen);
+	if (plen) /* memcpy's source may not be NULL, even for 0 bytes */
+		memcpy(b + n, prefix, plen);
 	insert(a, mark, b, n + plen);
 }
 
