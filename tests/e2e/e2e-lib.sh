@@ -40,7 +40,9 @@ expect_status() {
 }
 # expect_out NAME TEXT: the record's stdout contains TEXT (a fixed string).
 expect_out() {
-    rec_out "$1" | tr -d '\r' | grep -qF -- "$2" || { echo "  $1: no '$2' in stdout" >&2; return 1; }
+    # grep reads to the end (no -q): an early exit would SIGPIPE the writer, and with
+    # pipefail a large record would then fail a check that matched.
+    rec_out "$1" | tr -d '\r' | grep -F -- "$2" > /dev/null || { echo "  $1: no '$2' in stdout" >&2; return 1; }
 }
 
 # show_rec NAME: the tail of a record, for failure diagnosis.

@@ -97,7 +97,7 @@ echo "# run dir: $RUN_DIR ($(($(date +%s) - t0)) s)"
 
 g() { rec_out asan | tr -d '\r' | sed -n "s/^G: $1 //p" | head -1; }
 h() { rec_out host | tr -d '\r' | sed -n "s/^H: $1 //p" | head -1; }
-has() { rec_out "$1" | tr -d '\r' | grep -qxF -- "$2" || { echo "  $1: no line '$2'" >&2; return 1; }; }
+has() { rec_out "$1" | tr -d '\r' | grep -xF -- "$2" > /dev/null || { echo "  $1: no line '$2'" >&2; return 1; }; }
 # No sanitizer report and no seccomp stop on kestrel's stderr.
 clean_stderr() {
     ! rec_err asan | grep -E 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer|SUMMARY: |forbidden system call' >&2

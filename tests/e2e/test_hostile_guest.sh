@@ -118,7 +118,7 @@ echo "# run dir: $RUN_DIR"
 gval() { rec_out "$1" | tr -d '\r' | sed -n "s/^G: $2 //p" | head -n 1; }
 HOST_MD5=$(cat "$RUN_DIR/records/victim-md5/stdout" 2>/dev/null)
 no_crash() {
-    ! rec_err "$1" | grep -qiE 'sanitizer|runtime error|segmentation|abort|assert|core dumped|double free|corrupt'
+    ! rec_err "$1" | grep -iE 'sanitizer|runtime error|segmentation|abort|assert|core dumped|double free|corrupt' > /dev/null
 }
 # results_ok NAME: at least one RESULT line, and each says ok.
 results_ok() {

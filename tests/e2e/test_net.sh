@@ -242,8 +242,8 @@ gout() { rec_out "$1" | tr -d '\r'; }
 hout() { rec_out "$1-host" | tr -d '\r'; }
 gval() { gout "$1" | sed -n "s/^G: $2 //p" | head -1 | awk '{print $1}'; }
 hval() { hout "$1" | sed -n "s/^H: $2 //p" | head -1 | awk '{print $1}'; }
-has_g() { gout "$1" | grep -qxF "G: $2" || { echo "  $1: guest did not print '$2'" >&2; return 1; }; }
-has_h() { hout "$1" | grep -qxF "H: $2" || { echo "  $1: host did not print '$2'" >&2; return 1; }; }
+has_g() { gout "$1" | grep -xF "G: $2" > /dev/null || { echo "  $1: guest did not print '$2'" >&2; return 1; }; }
+has_h() { hout "$1" | grep -xF "H: $2" > /dev/null || { echo "  $1: host did not print '$2'" >&2; return 1; }; }
 EMPTY_MD5=d41d8cd98f00b204e9800998ecf8427e
 # same_md5 DESC A B: two non-empty, equal md5s that are not the md5 of nothing.
 same_md5() {
@@ -256,7 +256,7 @@ nb_bytes() { nb_line "$1" "$2" | awk '{print $3}'; }
 nb_rate() { nb_line "$1" "$2" | awk '{print $9}'; }
 
 # expect_err_has NAME TEXT: kestrel's stderr has the line TEXT.
-expect_err_has() { rec_err "$1" | tr -d '\r' | grep -qxF -- "$2" || { echo "  $1: no line '$2' on stderr" >&2; return 1; }; }
+expect_err_has() { rec_err "$1" | tr -d '\r' | grep -xF -- "$2" > /dev/null || { echo "  $1: no line '$2' on stderr" >&2; return 1; }; }
 # check_rec as in e2e-lib.sh, but a single CONDITION is eval'ed and a failure also shows the
 # host side's record (NAME-host).
 check_rec() {
