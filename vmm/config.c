@@ -33,9 +33,9 @@ const char *config_usage(void)
 	       "                    the bus of every virtio device without transport= (default: "
 	       "pci)\n"
 	       "  --acpi on|off|auto\n"
-	       "                    ACPI tables (devices, power button, poweroff); auto "
-	       "(default):\n"
-	       "                    on when a device is on virtio-mmio\n"
+	       "                    ACPI tables (devices, power button, poweroff); default "
+	       "on;\n"
+	       "                    auto: on only when a device is on virtio-mmio\n"
 	       "  --shutdown-timeout SECONDS\n"
 	       "                    after SIGTERM, how long an ACPI guest gets to power off\n"
 	       "                    before kestrel stops it (default: 30)\n"
@@ -409,6 +409,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	cfg->cpus = 1;
 	cfg->seccomp = true;
 	cfg->shutdown_timeout = KESTREL_DEFAULT_SHUTDOWN_TIMEOUT;
+	cfg->acpi = ACPI_ON; /* poweroff and SIGTERM need it; acpi=off guests keep the MP table */
 
 	/* getopt keeps global state: reset it so config_parse can be called more than once. */
 	optind = 0;

@@ -75,7 +75,7 @@ struct vm_config {
 		ACPI_AUTO,
 		ACPI_ON,
 		ACPI_OFF
-	} acpi;			       /* auto: on with a virtio-mmio device */
+	} acpi;			       /* default on; auto: on with a virtio-mmio device */
 	unsigned int shutdown_timeout; /* seconds the guest gets to power off after SIGTERM */
 	bool mmio_cmdline; /* declare virtio-mmio devices on the kernel command line too */
 	bool seccomp;	   /* per-thread system call filters (on unless --seccomp=off) */

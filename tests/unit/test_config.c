@@ -48,6 +48,8 @@ Test(config, defaults)
 	cr_assert_eq(cfg.memory, 256 * MiB);
 	cr_assert_eq(cfg.cpus, 1);
 	cr_assert(cfg.seccomp, "seccomp must be on by default");
+	cr_assert_eq(cfg.acpi, ACPI_ON, "ACPI must be on by default (poweroff, SIGTERM)");
+	cr_assert_eq(cfg.shutdown_timeout, 30);
 	cr_assert(!cfg.verbose);
 	cr_assert(!cfg.help);
 	cr_assert(!cfg.version);
@@ -391,4 +393,23 @@ Test(config, transports)
 		    "path=a,transport=usb");
 	EXPECT_FAIL("bad --console 'virtio,transport=x'", "--kernel", "k", "--console",
 		    "virtio,transport=x");
+}
+
+Test(config, acpi_choices)
+{
+	struct vm_config cfg;
+	struct kerr err = {{0}};
+	static const struct {
+		const char *arg;
+		enum acpi_choice want;
+	} cases[] = {{"on", ACPI_ON}, {"off", ACPI_OFF}, {"auto", ACPI_AUTO}};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--acpi", cases[i].arg), 0, "%s",
+			     err.msg);
+		cr_assert_eq(cfg.acpi, cases[i].want, "--acpi %s", cases[i].arg);
+		config_free(&cfg);
+	}
+	EXPECT_FAIL("bad --acpi 'yes': expected on, off or auto", "--kernel", "k", "--acpi",
+		    "yes");
 }
