@@ -410,6 +410,5 @@ Test(config, acpi_choices)
 		cr_assert_eq(cfg.acpi, cases[i].want, "--acpi %s", cases[i].arg);
 		config_free(&cfg);
 	}
-	EXPECT_FAIL("bad --acpi 'yes': expected on, off or auto", "--kernel", "k", "--acpi",
-		    "yes");
+	EXPECT_FAIL("bad --acpi 'yes': expected on, off or auto", "--kernel", "k", "--acpi", "yes");
 }
