@@ -199,8 +199,9 @@ def pci_seeds():
     yield 'intx-window', d
 
 
-def pci_regressions():
-    d = Driver(2)  # class 2: DRIVER_OK cleared without a reset, then set again
+def lifecycle_regressions(driver):
+    """Issue 7's class 2 on either transport (driver: Driver or MmioDriver)."""
+    d = driver(2)  # DRIVER_OK cleared without a reset, then set again
     d.bring_up(FAKE_FEATURES)
     d.status(ACK | DRIVER | FEATURES_OK)
     d.step()
@@ -208,13 +209,17 @@ def pci_regressions():
     d.step()
     yield 'reactivate', d
 
-    d = Driver(2)  # class 2: FEATURES_OK cleared, features changed on a live device
+    d = driver(2)  # FEATURES_OK cleared, features changed on a live device
     d.bring_up(FAKE_FEATURES)
     d.status(ACK | DRIVER | DRIVER_OK)
     d.features(VERSION_1)
     d.status(ACK | DRIVER | FEATURES_OK | DRIVER_OK)
     d.step()
     yield 'renegotiate', d
+
+
+def pci_regressions():
+    yield from lifecycle_regressions(Driver)
 
     d = Driver(2)  # class 4: reset through the window, then a new queue before the loop runs
     d.bring_up(FAKE_FEATURES)
@@ -409,8 +414,103 @@ def console_seeds():
     yield 'bringup-ports', d
 
 
+# ---- fuzz_virtio_mmio: the same fake device behind a virtio-mmio window ----
+
+# linux/virtio_mmio.h
+M_MAGIC, M_VERSION, M_DEVICE_ID, M_DEV_FEATURES, M_DEV_FEATURES_SEL = 0x000, 0x004, 0x008, 0x010, 0x014
+M_QUEUE_SEL, M_QUEUE_NUM_MAX, M_QUEUE_NUM, M_QUEUE_READY = 0x030, 0x034, 0x038, 0x044
+M_QUEUE_NOTIFY, M_INT_STATUS, M_INT_ACK, M_STATUS = 0x050, 0x060, 0x064, 0x070
+M_SHM_SEL, M_SHM_LEN_LOW, M_CONFIG_GEN, M_CONFIG = 0x0ac, 0x0b0, 0x0fc, 0x100
+
+
+class MmioDriver(Driver):
+    """Linux's virtio_mmio probe order; BAR_* ops address the window."""
+
+    def bring_up(self, features, nqueues=None, size=QSIZE, msix=False):
+        nq = len(self.q) if nqueues is None else nqueues
+        for reg in (M_MAGIC, M_VERSION, M_DEVICE_ID):
+            self.bar_read(reg)
+        self.status(0)
+        self.status(ACK)
+        self.status(ACK | DRIVER)
+        for sel in (0, 1):
+            self.bar_write(M_DEV_FEATURES_SEL, 4, sel)
+            self.bar_read(M_DEV_FEATURES)
+        self.features(features)
+        self.status(ACK | DRIVER | FEATURES_OK)
+        self.bar_read(M_STATUS)
+        for q in range(nq):
+            self.bar_write(M_QUEUE_SEL, 4, q)
+            self.bar_read(M_QUEUE_READY)
+            self.bar_read(M_QUEUE_NUM_MAX)
+            self.setup_queue(q, size)
+        self.status(ACK | DRIVER | FEATURES_OK | DRIVER_OK)
+        self.step()
+
+    def ack_interrupts(self):
+        self.bar_read(M_INT_STATUS)
+        self.bar_write(M_INT_ACK, 4, 3)
+
+
+def mmio_seeds():
+    d = MmioDriver(2)
+    d.bring_up(FAKE_FEATURES)
+    for q in (0, 1):
+        d.post(q, [(d.space(64), 64, True)])
+        d.post(q, [(d.data(b'hdr'), 3, False), (d.space(32), 32, True)])
+    d.step(2)
+    d.ack_interrupts()
+    d.bar_read(M_CONFIG_GEN)
+    d.bar_read(M_CONFIG, 8)
+    d.bar_write(M_CONFIG + 2, 2, 0x1234)
+    d.bar_read(M_CONFIG + 7, 1)
+    d.status(0)
+    d.step()
+    d.bar_read(M_STATUS)
+    yield 'bringup', d
+
+    d = MmioDriver(2)  # what a driver may not do: odd widths, early queues, absent queues
+    d.bar_read(M_MAGIC, 1)
+    d.bar_read(M_DEVICE_ID + 2, 2)
+    d.bar_read(M_DEV_FEATURES, 8)
+    d.bar_read(M_QUEUE_NOTIFY)  # write-only
+    d.bar_read(M_INT_ACK)  # write-only
+    d.bar_write(M_SHM_SEL, 4, 0)
+    d.bar_read(M_SHM_LEN_LOW)
+    d.status(ACK | DRIVER)
+    d.setup_queue(0)  # before FEATURES_OK
+    d.bar_write(M_QUEUE_SEL, 4, 7)
+    d.bar_write(M_QUEUE_READY, 4, 1)  # a queue the device does not have
+    d.bar_write(M_STATUS, 1, 0xff)
+    d.bar_write(M_QUEUE_NOTIFY + 1, 2, 0)
+    d.kick(9)
+    d.step()
+    yield 'misuse', d
+
+
+def mmio_regressions():
+    yield from lifecycle_regressions(MmioDriver)
+
+    d = MmioDriver(2)  # class 4: reset, then a new queue before the loop runs
+    d.bring_up(FAKE_FEATURES)
+    d.post(0, [(d.space(64), 64, True)])
+    d.status(0)
+    d.q[0]['desc'] = RING_BASE + 0x8000
+    d.setup_queue(0, 16)
+    d.kick(0)
+    d.step()
+    yield 'reset-requeue', d
+
+    d = MmioDriver(2)  # class 1: a queue larger than the device's maximum
+    d.bring_up(FAKE_FEATURES, size=1024)
+    d.post(0, [(d.space(64), 64, True)])
+    d.step()
+    yield 'queue-too-big', d
+
+
 TARGETS = {
     'fuzz_virtio_pci': (pci_seeds, pci_regressions),
+    'fuzz_virtio_mmio': (mmio_seeds, mmio_regressions),
     'fuzz_virtio_blk': (blk_seeds, blk_regressions),
     'fuzz_virtio_net': (net_seeds, net_regressions),
     'fuzz_virtio_console': (console_seeds, lambda: iter(())),

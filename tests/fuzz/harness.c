@@ -1,6 +1,7 @@
 /*
  * libFuzzer entry points shared by every target (see harness.h for the input format). Each
- * input gets a fresh event loop, device, transport and bus, and leaves nothing behind: the
+ * input gets a fresh event loop, device and transport (bus.h: virtio-pci on a PCI bus, or
+ * virtio-mmio), and leaves nothing behind: the
  * fuzzer runs millions of inputs in one process, so a leaked fd or byte is a failure.
  *
  * Besides the sanitizers, the harness checks the device lifecycle every transport must
@@ -11,15 +12,12 @@
  */
 #include "tests/fuzz/harness.h"
 
-#include <linux/pci_regs.h>
-#include <linux/virtio_pci.h>
 #include <sanitizer/allocator_interface.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/pci.h"
-#include "virtio/pci.h"
+#include "tests/fuzz/bus.h"
 
 #define MAX_OPS 65536 /* per input, repeats included: bounds the time one input takes */
 #define DRAIN_PASSES 64
@@ -28,47 +26,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct guest_mem gm;
+static const struct fuzz_bus *bus;
 
 _Noreturn void fuzz_die(const char *what)
 {
 	fprintf(stderr, "fuzz harness: %s\n", what);
 	abort();
-}
-
-/* ---- the fake platform: no KVM, kicks reach the loop through the BAR's notify writes ---- */
-
-static uint32_t next_gsi;
-
-static int fake_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, struct kerr *err)
-{
-	(void)opaque, (void)efd, (void)addr, (void)assign, (void)err;
-	return 0;
-}
-
-static int fake_route_add(void *opaque, uint32_t *gsi, struct kerr *err)
-{
-	(void)opaque, (void)err;
-	*gsi = next_gsi++;
-	return 0;
-}
-
-/* KVM would consume an attached irqfd's counter; nothing reads it here, which is harmless. */
-static int fake_irqfd(void *opaque, int efd, uint32_t gsi, bool assign, struct kerr *err)
-{
-	(void)opaque, (void)efd, (void)gsi, (void)assign, (void)err;
-	return 0;
-}
-
-static int fake_route_set(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data,
-			  struct kerr *err)
-{
-	(void)opaque, (void)gsi, (void)addr, (void)data, (void)err;
-	return 0;
-}
-
-static void fake_intx(void *opaque, unsigned int irq, int level)
-{
-	(void)opaque, (void)irq, (void)level;
 }
 
 /* ---- lifecycle oracle: wraps the device's ops ---- */
@@ -159,10 +122,9 @@ static void wrap_ops(struct virtio_dev *d)
 
 struct rig {
 	struct event_loop loop;
-	struct pci_bus bus;
-	struct pci_window win;
+	const struct fuzz_bus *bus;
+	void *tp; /* the bus's state: the device's transport */
 	struct virtio_dev *dev;
-	struct virtio_pci *vp;
 	size_t alloc_base; /* heap in use at the last event-loop pass */
 };
 
@@ -194,23 +156,6 @@ static bool take_le(struct reader *r, size_t len, uint64_t *v)
 	return true;
 }
 
-static void bar_io(struct rig *g, uint64_t off, unsigned int width, uint64_t val, bool is_write)
-{
-	uint8_t buf[8];
-
-	for (unsigned int i = 0; i < sizeof(buf); i++)
-		buf[i] = (uint8_t)(val >> (8 * i));
-	/* Through the bus, so the guest's BAR programming and decode bits apply. */
-	pci_bus_mmio(&g->bus, pci_bar_addr(&g->vp->fn, 0) + off, buf, width, is_write);
-}
-
-static void common_write(struct rig *g, size_t field, unsigned int width, uint64_t val)
-{
-	bar_io(g, VPCI_COMMON_OFF + field, width, val, true);
-}
-
-#define COMMON(f) offsetof(struct virtio_pci_common_cfg, f)
-
 static void setup_queue(struct rig *g, struct reader *r)
 {
 	uint64_t q, size, desc, avail, used, enable;
@@ -218,16 +163,8 @@ static void setup_queue(struct rig *g, struct reader *r)
 	if (!take_le(r, 2, &q) || !take_le(r, 2, &size) || !take_le(r, 4, &desc) ||
 	    !take_le(r, 4, &avail) || !take_le(r, 4, &used) || !take_le(r, 1, &enable))
 		return;
-	common_write(g, COMMON(queue_select), 2, q);
-	common_write(g, COMMON(queue_size), 2, size);
-	common_write(g, COMMON(queue_desc_lo), 4, desc);
-	common_write(g, COMMON(queue_desc_hi), 4, 0);
-	common_write(g, COMMON(queue_avail_lo), 4, avail);
-	common_write(g, COMMON(queue_avail_hi), 4, 0);
-	common_write(g, COMMON(queue_used_lo), 4, used);
-	common_write(g, COMMON(queue_used_hi), 4, 0);
-	if (enable & 1)
-		common_write(g, COMMON(queue_enable), 2, 1);
+	g->bus->queue(g->tp, (uint16_t)q, (uint16_t)size, (uint32_t)desc, (uint32_t)avail,
+		      (uint32_t)used, enable & 1);
 }
 
 static void step(struct rig *g)
@@ -249,24 +186,22 @@ static bool run_op(struct rig *g, struct reader *r)
 	case FUZZ_CFG_READ:
 		if (!take_le(r, 2, &off) || !take_le(r, 1, &w))
 			return false;
-		pci_cfg_read(&g->vp->fn, (unsigned int)(off % PCI_CFG_EXT_SIZE), buf,
-			     FUZZ_WIDTH(w));
+		g->bus->cfg_io(g->tp, (uint16_t)off, buf, FUZZ_WIDTH(w), false);
 		return true;
 	case FUZZ_CFG_WRITE:
 		if (!take_le(r, 2, &off) || !take_le(r, 1, &w) || !take(r, buf, 4))
 			return false;
-		pci_cfg_write(&g->vp->fn, (unsigned int)(off % PCI_CFG_EXT_SIZE), buf,
-			      FUZZ_WIDTH(w));
+		g->bus->cfg_io(g->tp, (uint16_t)off, buf, FUZZ_WIDTH(w), true);
 		return true;
 	case FUZZ_BAR_READ:
 		if (!take_le(r, 2, &off) || !take_le(r, 1, &w))
 			return false;
-		bar_io(g, off, FUZZ_WIDTH(w), 0, false);
+		g->bus->win_io(g->tp, off, buf, FUZZ_WIDTH(w), false);
 		return true;
 	case FUZZ_BAR_WRITE:
-		if (!take_le(r, 2, &off) || !take_le(r, 1, &w) || !take_le(r, 8, &val))
+		if (!take_le(r, 2, &off) || !take_le(r, 1, &w) || !take(r, buf, 8))
 			return false;
-		bar_io(g, off, FUZZ_WIDTH(w), val, true);
+		g->bus->win_io(g->tp, off, buf, FUZZ_WIDTH(w), true);
 		return true;
 	case FUZZ_STEP:
 		step(g);
@@ -280,7 +215,7 @@ static bool run_op(struct rig *g, struct reader *r)
 	case FUZZ_STATUS:
 		if (!take_le(r, 1, &val))
 			return false;
-		common_write(g, COMMON(device_status), 1, val);
+		g->bus->status(g->tp, (uint8_t)val);
 		return true;
 	case FUZZ_QUEUE:
 		setup_queue(g, r);
@@ -288,15 +223,12 @@ static bool run_op(struct rig *g, struct reader *r)
 	case FUZZ_KICK:
 		if (!take_le(r, 2, &val))
 			return false;
-		bar_io(g, VPCI_NOTIFY_OFF + val * VPCI_NOTIFY_MULT, 2, val, true);
+		g->bus->kick(g->tp, (uint16_t)val);
 		return true;
 	case FUZZ_FEATURES:
 		if (!take_le(r, 8, &val))
 			return false;
-		common_write(g, COMMON(guest_feature_select), 4, 0);
-		common_write(g, COMMON(guest_feature), 4, (uint32_t)val);
-		common_write(g, COMMON(guest_feature_select), 4, 1);
-		common_write(g, COMMON(guest_feature), 4, val >> 32);
+		g->bus->features(g->tp, val);
 		return true;
 	case FUZZ_TARGET:
 		if (!take_le(r, 1, &op) || !take_le(r, 2, &len))
@@ -349,15 +281,6 @@ static void run_ops(struct rig *g, struct reader *r)
 
 static int rig_up(struct rig *g)
 {
-	struct virtio_pci_platform plat = {
-	    .opaque = g,
-	    .ioeventfd = fake_ioeventfd,
-	    .msi_route_add = fake_route_add,
-	    .msi_route_set = fake_route_set,
-	    .irqfd = fake_irqfd,
-	    .loop = &g->loop,
-	};
-	struct irq_line intx = {.set = fake_intx, .opaque = g, .irq = 11};
 	struct kerr err;
 
 	if (event_loop_init(&g->loop, &err))
@@ -366,16 +289,7 @@ static int rig_up(struct rig *g)
 	if (!g->dev)
 		return -1;
 	wrap_ops(g->dev);
-	if (virtio_pci_create(&g->vp, g->dev, &plat, intx, &err))
-		fuzz_die(err.msg);
-	pci_bus_init(&g->bus);
-	if (pci_bus_add(&g->bus, &g->vp->fn, -1, &err) < 0)
-		fuzz_die(err.msg);
-	pci_window_init(&g->win, &g->bus, PCI_MMIO32_BASE, PCI_MMIO32_SIZE);
-	if (pci_assign_bars(&g->vp->fn, &g->win, NULL, &err))
-		fuzz_die(err.msg);
-	/* What firmware leaves behind: the BAR decodes and the function may master the bus. */
-	pci_cfg_write_val(&g->vp->fn, PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	g->tp = g->bus->up(g->dev, &g->loop);
 	return 0;
 }
 
@@ -387,7 +301,8 @@ static void trace(const struct rig *g)
 	if (!getenv("FUZZ_TRACE") || !d)
 		return;
 	fprintf(stderr, "status 0x%02x errors %llu live %d features 0x%llx\n",
-		vt_read(&g->vp->core, VT_STATUS), (unsigned long long)vt_errors(&g->vp->core), live,
+		vt_read(g->bus->core(g->tp), VT_STATUS),
+		(unsigned long long)vt_errors(g->bus->core(g->tp)), live,
 		(unsigned long long)d->guest_features);
 	for (uint16_t q = 0; q < d->num_queues; q++)
 		if (d->vqs[q].ready)
@@ -397,15 +312,13 @@ static void trace(const struct rig *g)
 
 static void rig_down(struct rig *g)
 {
-	if (g->vp)
+	if (g->tp)
 		trace(g);
 	/* Posted work must run, or its allocations leak. */
 	for (int i = 0; i < DRAIN_PASSES && event_loop_run_once(&g->loop, 0) > 0; i++)
 		;
-	if (g->vp) {
-		virtio_pci_destroy(g->vp);
-		pci_bus_destroy(&g->bus);
-	}
+	if (g->tp)
+		g->bus->down(g->tp);
 	if (g->dev)
 		fuzz_target.destroy(g->dev);
 	event_loop_destroy(&g->loop);
@@ -418,6 +331,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc, (void)argv;
 	oracles = !getenv("FUZZ_NO_ORACLES");
+	/* FUZZ_TRANSPORT=mmio|pci puts any target's device on that transport (default: its own). */
+	bus = fuzz_target.mmio ? &fuzz_bus_mmio : &fuzz_bus_pci;
+	if (getenv("FUZZ_TRANSPORT"))
+		bus = strcmp(getenv("FUZZ_TRANSPORT"), "mmio") ? &fuzz_bus_pci : &fuzz_bus_mmio;
 	if (guest_mem_map(&gm, &layout, 1, &err))
 		fuzz_die(err.msg);
 	if (fuzz_target.init)
@@ -427,7 +344,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct rig g = {0};
+	struct rig g = {.bus = bus};
 	struct reader r = {data, size};
 	size_t img = size < FUZZ_IMG_SIZE ? size : FUZZ_IMG_SIZE;
 

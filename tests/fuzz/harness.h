@@ -1,8 +1,9 @@
 /*
  * The shared half of every fuzz target: a hostile driver that plays a fuzzer input against a
- * real virtio device behind the real virtio-pci transport, on a PCI bus with a fake platform
- * (no KVM) and an event loop the harness steps itself. A target only says which device sits
- * behind the transport and what its back end's outside world does (tap frames, socket clients).
+ * real virtio device behind the real virtio-pci transport on a PCI bus, or behind virtio-mmio
+ * (bus.h), with a fake platform (no KVM) and an event loop the harness steps itself. A target only
+ * says which device sits behind the transport and what its back end's outside world does (tap
+ * frames, socket clients).
  *
  * Input: FUZZ_IMG_SIZE bytes copied to guest RAM at address 0 (rings and buffers), then ops,
  * each an opcode byte (taken modulo FUZZ_OP__COUNT) and its little-endian arguments. A
@@ -27,7 +28,7 @@
 #define FUZZ_ALLOC_LIMIT (256 * 1024)
 
 enum fuzz_op {
-	FUZZ_CFG_READ,	/* off:u16 width:u8 */
+	FUZZ_CFG_READ,	/* off:u16 width:u8 (virtio-mmio: its window, as FUZZ_BAR_*) */
 	FUZZ_CFG_WRITE, /* off:u16 width:u8 val:u32 */
 	FUZZ_BAR_READ,	/* off:u16 width:u8 */
 	FUZZ_BAR_WRITE, /* off:u16 width:u8 val:u64 */
@@ -54,6 +55,8 @@ struct fuzz_target {
 	void (*op)(struct virtio_dev *d, uint8_t sub, const uint8_t *data, size_t len);
 	/* Destroys the device and anything op opened; the loop is no longer stepped. */
 	void (*destroy)(struct virtio_dev *d);
+	/* Behind virtio-mmio rather than virtio-pci (FUZZ_TRANSPORT=pci|mmio overrides). */
+	bool mmio;
 };
 
 /* Each target file defines this one. */

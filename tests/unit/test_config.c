@@ -399,8 +399,8 @@ Test(config, acpi_choices)
 {
 	struct vm_config cfg;
 	struct kerr err = {{0}};
-	static const struct {
-		const char *arg;
+	static struct {
+		char *arg;
 		enum acpi_choice want;
 	} cases[] = {{"on", ACPI_ON}, {"off", ACPI_OFF}, {"auto", ACPI_AUTO}};
 

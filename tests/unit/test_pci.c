@@ -337,7 +337,7 @@ Test(pci_cfg, capability_list_walk)
 	/* Guest writes to the list are ignored; the bodies were given no wmask. */
 	wr(o1, 4, 0);
 	wr(o1 + 4, 4, 0);
-	cr_assert_eq(rd(o1 + 1, 1), o2);
+	cr_assert_eq(rd(o1 + 1, 1), (uint32_t)o2);
 	cr_assert_eq(rd(o1 + 4, 4), 0xaabbccdd);
 }
 
