@@ -12,11 +12,6 @@
 #define MMIO_MAGIC 0x74726976 /* "virt" */
 #define MMIO_VERSION 2	      /* the modern layout; legacy (1) is not offered */
 
-static void count_error(struct virtio_mmio *vm)
-{
-	__atomic_add_fetch(&vm->errors, 1, __ATOMIC_RELAXED);
-}
-
 /* ---- interrupts ---- */
 
 static void pulse_irqfd(struct virtio_mmio *vm)
@@ -24,7 +19,7 @@ static void pulse_irqfd(struct virtio_mmio *vm)
 	uint64_t one = 1;
 
 	if (write(vm->irq_fd, &one, sizeof(one)) != sizeof(one))
-		count_error(vm);
+		vt_count_error(&vm->core);
 }
 
 /* A new cause raises the line; with causes already pending it is up, or the resample will be. */
@@ -230,7 +225,7 @@ static void reg_write(struct virtio_mmio *vm, uint64_t off, uint32_t v)
 	case VIRTIO_MMIO_SHM_SEL:
 		break;
 	default:
-		count_error(vm); /* read-only, legacy-only or unknown */
+		vt_count_error(&vm->core); /* read-only, legacy-only or unknown */
 		break;
 	}
 }
@@ -251,7 +246,7 @@ void virtio_mmio_io(void *opaque, uint64_t off, uint8_t *data, unsigned int size
 	}
 	/* Control registers are 32 bits wide and aligned (§4.2.2.2); anything else is ignored. */
 	if (size != 4 || (off & 3)) {
-		count_error(vm);
+		vt_count_error(&vm->core);
 		if (!is_write)
 			memset(data, 0, size);
 		return;

@@ -54,7 +54,6 @@ struct virtio_mmio {
 	struct event_handler resample; /* KVM lowered the line at EOI */
 	bool irqfd_on;
 	bool kicks_bound;
-	uint64_t errors; /* register accesses a driver may not make, platform failures; atomic */
 };
 
 /* Wraps dev in a virtio-mmio window at base with interrupt gsi, and binds its kicks and irqfd. */

@@ -258,7 +258,7 @@ static void bind_kicks(struct virtio_pci *vp, uint64_t bar, bool assign)
 		uint64_t addr = bar + VPCI_NOTIFY_OFF + (uint64_t)q * VPCI_NOTIFY_MULT;
 		if (vp->plat.ioeventfd(vp->plat.opaque, vt_kick_fd(&vp->core, q), addr, assign,
 				       NULL))
-			vpci_count_error(vp);
+			vt_count_error(&vp->core);
 	}
 }
 

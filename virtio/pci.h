@@ -83,7 +83,6 @@ struct virtio_pci {
 	bool msix_ready;
 	struct event_work irqs_changed; /* tells the device its queues' vectors changed */
 	uint64_t notify_base; /* guest address the ioeventfds are bound at, or PCI_BAR_UNMAPPED */
-	uint64_t errors;      /* platform failures (the core counts guest mistakes); atomic */
 };
 
 /*

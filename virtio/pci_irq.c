@@ -10,11 +10,6 @@
 
 #define VIRTIO_PCI_ISR_INTR 0x1 /* "a queue has used buffers" */
 
-void vpci_count_error(struct virtio_pci *vp)
-{
-	__atomic_add_fetch(&vp->errors, 1, __ATOMIC_RELAXED);
-}
-
 static void set_intx(struct virtio_pci *vp, uint8_t isr_bits)
 {
 	pthread_mutex_lock(&vp->intx_lock);
@@ -95,7 +90,7 @@ static void msix_fire(void *opaque, unsigned int vector, uint64_t addr, uint32_t
 	/* Unmasked: the irqfd injects the MSI its GSI route holds; a full counter still does. */
 	if (vector < vp->nr_vectors &&
 	    write(vp->vectors[vector].masked_poll.fd, &one, sizeof(one)) < 0)
-		vpci_count_error(vp);
+		vt_count_error(&vp->core);
 }
 
 /* Runs under the MSI-X lock (and fn.lock from config writes): KVM and epoll calls only. */
@@ -109,20 +104,20 @@ static void msix_vector_changed(void *opaque, unsigned int vector, uint64_t addr
 		return;
 	v = &vp->vectors[vector];
 	if (!masked && vp->plat.msi_route_set(vp->plat.opaque, v->gsi, addr, data, NULL))
-		vpci_count_error(vp);
+		vt_count_error(&vp->core);
 	if (masked == !v->irqfd_on)
 		return;
 	if (masked) {
 		/* Detach first: from here on a signal only reaches the poll below. */
 		if (vp->plat.irqfd(vp->plat.opaque, v->masked_poll.fd, v->gsi, false, NULL) ||
 		    event_loop_add(vp->core.loop, &v->masked_poll, EPOLLIN, NULL))
-			vpci_count_error(vp);
+			vt_count_error(&vp->core);
 		v->irqfd_on = false;
 	} else {
 		/* Attaching an irqfd whose counter is set injects at once: nothing is lost. */
 		event_loop_del(vp->core.loop, &v->masked_poll);
 		if (vp->plat.irqfd(vp->plat.opaque, v->masked_poll.fd, v->gsi, true, NULL))
-			vpci_count_error(vp);
+			vt_count_error(&vp->core);
 		v->irqfd_on = true;
 	}
 }

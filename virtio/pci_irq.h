@@ -21,6 +21,5 @@ void vpci_signal_config(struct virtio_pci *vp);
 /* Reading the ISR acknowledges it and drops INTx. */
 uint8_t vpci_isr_read(struct virtio_pci *vp);
 void vpci_isr_clear(struct virtio_pci *vp);
-void vpci_count_error(struct virtio_pci *vp);
 
 #endif

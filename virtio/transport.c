@@ -185,7 +185,7 @@ static unsigned int status_write(struct virtio_transport *t, uint8_t v)
 	/* NEEDS_RESET is the device's to set; the driver only ever adds bits. */
 	v &= (uint8_t)~VIRTIO_CONFIG_S_NEEDS_RESET;
 	if (old & ~v & ~VIRTIO_CONFIG_S_NEEDS_RESET) {
-		t->errors++;
+		vt_count_error(t);
 		return 0;
 	}
 	add = v & ~old;
@@ -194,7 +194,7 @@ static unsigned int status_write(struct virtio_transport *t, uint8_t v)
 			t->dev->guest_features = t->driver_features;
 		} else {
 			/* The driver reads FEATURES_OK back and gives up when it is clear. */
-			t->errors++;
+			vt_count_error(t);
 			add &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
 		}
 	}
@@ -202,7 +202,7 @@ static unsigned int status_write(struct virtio_transport *t, uint8_t v)
 	if (!(add & VIRTIO_CONFIG_S_DRIVER_OK))
 		return 0;
 	if (!(t->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
-		t->errors++;
+		vt_count_error(t);
 		t->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 		return DO_CONFIG_CHANGED;
 	}
@@ -227,7 +227,7 @@ static bool queue_writable(struct virtio_transport *t, const struct vt_queue *tq
 static void size_write(struct virtio_transport *t, struct vt_queue *tq, uint32_t v)
 {
 	if (v == 0 || v > t->dev->queue_max_size || (v & (v - 1))) {
-		t->errors++;
+		vt_count_error(t);
 		tq->size_bad = true;
 		return;
 	}
@@ -244,7 +244,7 @@ static unsigned int queue_enable(struct virtio_transport *t, struct vt_queue *tq
 		return 0; /* the spec has no disabling write; 0 is what a reset leaves */
 	if (tq->size_bad || virtq_setup(&d->vqs[q], d->mem, tq->size, tq->desc, tq->avail, tq->used,
 					d->guest_features, NULL)) {
-		t->errors++;
+		vt_count_error(t);
 		t->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 		return DO_CONFIG_CHANGED;
 	}
@@ -265,7 +265,7 @@ static unsigned int queue_write(struct virtio_transport *t, enum vt_reg reg, uin
 	struct vt_queue *tq = selected(t);
 
 	if (!queue_writable(t, tq)) {
-		t->errors++;
+		vt_count_error(t);
 		return 0;
 	}
 	switch (reg) {
@@ -376,7 +376,7 @@ static unsigned int write_locked(struct virtio_transport *t, enum vt_reg reg, ui
 	case VT_DRIVER_FEATURES:
 		/* Frozen once FEATURES_OK was accepted. */
 		if (t->driver_features_sel >= 2 || (t->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
-			t->errors++;
+			vt_count_error(t);
 			return 0;
 		}
 		set_half(&t->driver_features, t->driver_features_sel == 1, v);
@@ -429,7 +429,7 @@ void vt_needs_reset(struct virtio_transport *t)
 	bool tell;
 
 	pthread_mutex_lock(&t->lock);
-	t->errors++;
+	vt_count_error(t);
 	tell =
 	    !(t->status & VIRTIO_CONFIG_S_NEEDS_RESET) && (t->status & VIRTIO_CONFIG_S_DRIVER_OK);
 	t->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
@@ -467,7 +467,7 @@ void vt_kick(struct virtio_transport *t, uint32_t q)
 
 	if (q < t->dev->num_queues && write(t->kicks[q].h.fd, &one, sizeof(one)) != sizeof(one)) {
 		pthread_mutex_lock(&t->lock);
-		t->errors++;
+		vt_count_error(t);
 		pthread_mutex_unlock(&t->lock);
 	}
 }
@@ -512,12 +512,12 @@ bool vt_driver_ok(struct virtio_transport *t)
 	return ok;
 }
 
+void vt_count_error(struct virtio_transport *t)
+{
+	__atomic_add_fetch(&t->errors, 1, __ATOMIC_RELAXED);
+}
+
 uint64_t vt_errors(struct virtio_transport *t)
 {
-	uint64_t e;
-
-	pthread_mutex_lock(&t->lock);
-	e = t->errors;
-	pthread_mutex_unlock(&t->lock);
-	return e;
+	return __atomic_load_n(&t->errors, __ATOMIC_RELAXED);
 }

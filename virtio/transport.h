@@ -93,7 +93,7 @@ struct virtio_transport {
 	uint16_t queue_sel;
 	uint8_t config_generation;
 	struct vt_queue queues[VIRTIO_MAX_QUEUES];
-	uint64_t errors; /* guest mistakes, for the counters */
+	uint64_t errors; /* guest mistakes and platform failures, core and front end; atomic */
 
 	/* Not under the lock: made at init, then only the event loop and vhost touch them. */
 	struct vt_kick kicks[VIRTIO_MAX_QUEUES];
@@ -137,6 +137,8 @@ void vt_op_poll_kicks(struct virtio_dev *d, uint16_t q, bool poll);
 
 /* True from an accepted DRIVER_OK until the next reset. */
 bool vt_driver_ok(struct virtio_transport *t);
+/* One error counter per device, whichever layer saw the error (no lock: callable anywhere). */
+void vt_count_error(struct virtio_transport *t);
 uint64_t vt_errors(struct virtio_transport *t);
 
 #endif

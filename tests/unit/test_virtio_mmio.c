@@ -275,7 +275,7 @@ Test(virtio_mmio, control_registers_take_only_aligned_32_bit_accesses)
 	cr_assert_eq(rd(VIRTIO_MMIO_MAGIC_VALUE + 1, 4), 0);
 	wr(VIRTIO_MMIO_STATUS + 2, 4, VIRTIO_CONFIG_S_ACKNOWLEDGE);
 	cr_assert_eq(R(STATUS), 0);
-	cr_assert_gt(vm->errors, 0);
+	cr_assert_gt(vt_errors(&vm->core), 0);
 }
 
 Test(virtio_mmio, config_space_takes_every_width_and_stays_in_bounds)
