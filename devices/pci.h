@@ -18,18 +18,13 @@
 #include "vmm/io_bus.h"
 
 /*
- * Where the VMM puts PCI on x86. ECAM covers bus 0 only (32 devices x 8 functions x 4 KiB),
- * so its size is 1 MiB; it sits just above the 32-bit BAR window, inside the 3-4 GiB hole
- * (X86_PCI_HOLE_START), well below the IOAPIC, LAPIC and the KVM TSS.
+ * The PC's configuration ports. Where the ECAM window and the BAR window sit is the
+ * architecture's choice (arch_layout in arch/arch.h); vmm/ tells the bus.
  */
 #define PCI_CF8_PORT 0xcf8 /* CONFIG_ADDRESS, 4 ports; 0xCF9 is the reset control register */
 #define PCI_CF8_LEN 4
 #define PCI_CFC_PORT 0xcfc /* CONFIG_DATA, 4 ports */
 #define PCI_CFC_LEN 4
-#define PCI_ECAM_BASE 0xe0000000ULL
-#define PCI_ECAM_SIZE 0x100000ULL
-#define PCI_MMIO32_BASE 0xc0000000ULL /* = X86_PCI_HOLE_START */
-#define PCI_MMIO32_SIZE 0x20000000ULL /* up to PCI_ECAM_BASE */
 
 #define PCI_CFG_SIZE 256
 #define PCI_CFG_EXT_SIZE 4096
@@ -193,7 +188,7 @@ void pci_bus_destroy(struct pci_bus *bus);
 int pci_bus_add(struct pci_bus *bus, struct pci_function *f, int slot, struct kerr *err);
 
 /* io_bus handlers; opaque is the bus. Register PCI_CF8_PORT/PCI_CF8_LEN, PCI_CFC_PORT/
- * PCI_CFC_LEN on the port bus and PCI_ECAM_BASE/PCI_ECAM_SIZE on the MMIO bus. */
+ * PCI_CFC_LEN on the port bus and the ECAM window (1 MiB for bus 0) on the MMIO bus. */
 void pci_cf8_io(void *opaque, uint64_t offset, uint8_t *data, unsigned int size, bool is_write);
 void pci_cfc_io(void *opaque, uint64_t offset, uint8_t *data, unsigned int size, bool is_write);
 void pci_ecam_io(void *opaque, uint64_t offset, uint8_t *data, unsigned int size, bool is_write);

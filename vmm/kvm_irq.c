@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "arch/x86/cpu.h"
+#include "arch/arch.h"
 
 static int commit(struct irq_router *r, struct kerr *err)
 {
@@ -29,7 +29,7 @@ int irq_router_init(struct irq_router *r, int vm_fd, struct kerr *err)
 	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
 	r->vm_fd = vm_fd;
-	r->nr = x86_default_gsi_routes(r->entries, IRQ_ROUTER_MAX, &r->next_gsi);
+	r->nr = arch_default_gsi_routes(r->entries, IRQ_ROUTER_MAX, &r->next_gsi);
 	return commit(r, err);
 }
 

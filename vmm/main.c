@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "vmm/config.h"
+#include "vmm/platform.h"
 #include "vmm/seccomp.h"
 #include "vmm/terminal.h"
 #include "vmm/vm.h"
@@ -16,11 +17,11 @@ static int fail(const struct kerr *err)
 	return KESTREL_EXIT_USAGE;
 }
 
-static void uart_sink(void *opaque, const uint8_t *buf, size_t len)
+static void serial_sink(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vm *vm = opaque;
 
-	uart_receive(&vm->uart, buf, len);
+	platform_serial_input(vm->platform, buf, len);
 }
 
 /* A thread that cannot load its filter must not run unfiltered: end the VM. */
@@ -32,7 +33,7 @@ static void sandbox_failed(void *opaque, const char *msg)
 /* Typed keys go to whichever device is the console. */
 static terminal_sink_fn console_sink(const struct vm_config *cfg)
 {
-	return cfg->console == CONSOLE_VIRTIO ? pci_devices_console_input : uart_sink;
+	return cfg->console == CONSOLE_VIRTIO ? pci_devices_console_input : serial_sink;
 }
 
 int main(int argc, char **argv)

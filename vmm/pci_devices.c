@@ -7,17 +7,13 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "arch/x86/cpu.h"
-#include "arch/x86/layout.h"
+#include "arch/arch.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/net.h"
 #include "virtio/mmio.h"
 #include "virtio/pci.h"
 #include "vmm/vm.h"
-
-_Static_assert(PCI_ECAM_BASE == X86_PCI_ECAM_BASE && PCI_ECAM_SIZE == X86_PCI_ECAM_SIZE,
-	       "the ECAM window must be where the e820 map reserves it");
 
 static int plat_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, struct kerr *err)
 {
@@ -97,20 +93,20 @@ static int add_virtio_mmio(struct vm *vm, struct virtio_dev *dev, struct kerr *e
 	struct pci_devices *pd = &vm->pci;
 	struct virtio_mmio_platform plat = {
 	    .opaque = vm, .ioeventfd = mmio_ioeventfd, .irqfd = mmio_irqfd, .loop = &vm->loop};
-	uint64_t base = X86_VIRTIO_MMIO_BASE + pd->nr_mmio * X86_VIRTIO_MMIO_SLOT;
+	uint64_t base = arch_layout.virtio_mmio_base + pd->nr_mmio * arch_layout.virtio_mmio_slot;
 	struct virtio_mmio *m;
 
 	pd->devs[pd->nr] = dev;
-	if (pd->nr_mmio == X86_VIRTIO_MMIO_MAX)
+	if (pd->nr_mmio == arch_layout.virtio_mmio_max)
 		return kerr_set(err,
 				"%s: at most %d devices fit on virtio-mmio (use transport=pci)",
-				dev->name, X86_VIRTIO_MMIO_MAX);
-	if (virtio_mmio_create(&m, dev, &plat, base, x86_virtio_mmio_gsi(pd->nr_mmio), err))
+				dev->name, arch_layout.virtio_mmio_max);
+	if (virtio_mmio_create(&m, dev, &plat, base, arch_virtio_mmio_irq(pd->nr_mmio), err))
 		return -1;
 	pd->mmios[pd->nr++] = m;
 	pd->nr_mmio++;
-	return io_bus_register(&vm->mmio, base, X86_VIRTIO_MMIO_SLOT, virtio_mmio_io, m, dev->name,
-			       err);
+	return io_bus_register(&vm->mmio, base, arch_layout.virtio_mmio_slot, virtio_mmio_io, m,
+			       dev->name, err);
 }
 
 static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
@@ -130,7 +126,7 @@ static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct kerr *er
 	pd->devs[pd->nr] = dev;
 	/* The slot decides the INTx pin, so pick it first: the next free one. */
 	slot = (int)pd->nr + 1;
-	struct irq_line intx = {intx_set, vm, x86_pci_intx_gsi((unsigned int)slot)};
+	struct irq_line intx = {intx_set, vm, arch_pci_intx_irq((unsigned int)slot)};
 	if (virtio_pci_create(&vp, dev, &plat, intx, err))
 		return -1;
 	pd->vps[pd->nr++] = vp;
@@ -219,6 +215,7 @@ static int add_console(struct vm *vm, const struct vm_config *cfg, struct kerr *
 
 int pci_devices_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 {
+	const struct arch_layout *L = &arch_layout;
 	struct pci_devices *pd = &vm->pci;
 
 	memset(pd, 0, sizeof(*pd));
@@ -227,16 +224,18 @@ int pci_devices_create(struct vm *vm, const struct vm_config *cfg, struct kerr *
 	pci_bus_init(&pd->bus);
 	pd->bus.reset = pci_reset;
 	pd->bus.reset_opaque = vm;
-	pci_window_init(&pd->w32, &pd->bus, PCI_MMIO32_BASE, PCI_MMIO32_SIZE);
-	if (irq_router_init(&pd->router, vm->vm_fd, err) ||
-	    io_bus_register(&vm->pio, PCI_CF8_PORT, PCI_CF8_LEN, pci_cf8_io, &pd->bus, "pci-cf8",
-			    err) ||
-	    io_bus_register(&vm->pio, PCI_CFC_PORT, PCI_CFC_LEN, pci_cfc_io, &pd->bus, "pci-cfc",
-			    err) ||
-	    io_bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, pci_ecam_io, &pd->bus,
+	pci_window_init(&pd->w32, &pd->bus, L->pci_mmio32_base, L->pci_mmio32_size);
+	if (irq_router_init(&pd->router, vm->vm_fd, err))
+		return -1;
+	if (L->pci_cf8 && (io_bus_register(&vm->pio, PCI_CF8_PORT, PCI_CF8_LEN, pci_cf8_io,
+					   &pd->bus, "pci-cf8", err) ||
+			   io_bus_register(&vm->pio, PCI_CFC_PORT, PCI_CFC_LEN, pci_cfc_io,
+					   &pd->bus, "pci-cfc", err)))
+		return -1;
+	if (io_bus_register(&vm->mmio, L->pci_ecam_base, L->pci_ecam_size, pci_ecam_io, &pd->bus,
 			    "pci-ecam", err) ||
-	    io_bus_register(&vm->mmio, PCI_MMIO32_BASE, PCI_MMIO32_SIZE, pci_window_io, &pd->w32,
-			    "pci-mmio32", err))
+	    io_bus_register(&vm->mmio, L->pci_mmio32_base, L->pci_mmio32_size, pci_window_io,
+			    &pd->w32, "pci-mmio32", err))
 		return -1;
 	if (add_disks(vm, cfg, err) || add_nics(vm, cfg, err) || add_console(vm, cfg, err))
 		return -1;

@@ -9,13 +9,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "arch/x86/acpi.h"
-#include "arch/x86/boot.h"
-#include "arch/x86/cpu.h"
-#include "arch/x86/layout.h"
+#include "arch/arch.h"
 #include "virtio/mmio.h"
 #include "vmm/file_map.h"
 #include "vmm/kvm_dev.h"
+#include "vmm/platform.h"
 #include "vmm/vcpu.h"
 
 double vm_elapsed_ms(const struct vm *vm)
@@ -52,51 +50,10 @@ int vm_irq_line(struct vm *vm, unsigned int irq, int level)
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
 }
 
-static void irq_set(void *opaque, unsigned int irq, int level)
-{
-	vm_irq_line(opaque, irq, level);
-}
-
-static void ctl_request_exit(void *opaque, int status, const char *reason)
-{
-	vm_request_exit(opaque, status, "%s", reason);
-}
-
-static double ctl_elapsed_ms(void *opaque)
-{
-	return vm_elapsed_ms(opaque);
-}
-
-static int register_pc_devices(struct vm *vm, struct kerr *err)
-{
-	struct vm_control ctl = {ctl_request_exit, ctl_elapsed_ms, vm};
-
-	uart_init(&vm->uart, STDOUT_FILENO, (struct irq_line){irq_set, vm, UART_COM1_IRQ});
-	i8042_init(&vm->i8042, ctl);
-	debug_port_init(&vm->debug, ctl, STDERR_FILENO);
-	cmos_rtc_init(&vm->rtc);
-	acpi_pm_init(&vm->pm, ctl, (struct irq_line){irq_set, vm, X86_ACPI_GED_GSI});
-	if (io_bus_register(&vm->pio, X86_ACPI_PM_PORT, ACPI_PM_LEN, acpi_pm_io, &vm->pm, "acpi-pm",
-			    err) ||
-	    io_bus_register(&vm->pio, X86_ACPI_GED_PORT, ACPI_GED_LEN, acpi_ged_io, &vm->pm,
-			    "acpi-ged", err) ||
-	    io_bus_register(&vm->pio, UART_COM1_BASE, UART_NR_REGS, uart_io, &vm->uart, "uart",
-			    err) ||
-	    io_bus_register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_io, &vm->i8042, "i8042",
-			    err) ||
-	    io_bus_register(&vm->pio, I8042_CMD_PORT, 1, i8042_cmd_io, &vm->i8042, "i8042", err) ||
-	    io_bus_register(&vm->pio, DEBUG_PORT_BASE, DEBUG_PORT_LEN, debug_port_io, &vm->debug,
-			    "debug-port", err) ||
-	    io_bus_register(&vm->pio, CMOS_RTC_PORT, CMOS_RTC_LEN, cmos_rtc_io, &vm->rtc, "rtc",
-			    err))
-		return -1;
-	return 0;
-}
-
 static int map_memory(struct vm *vm, uint64_t size, struct kerr *err)
 {
-	struct guest_mem_region layout[2];
-	int n = x86_ram_layout(size, layout);
+	struct guest_mem_region layout[GUEST_MEM_MAX_REGIONS];
+	int n = arch_ram_layout(size, layout, GUEST_MEM_MAX_REGIONS);
 
 	if (n <= 0)
 		return kerr_set(err, "cannot lay out %llu MiB of guest memory",
@@ -119,34 +76,23 @@ static int map_memory(struct vm *vm, uint64_t size, struct kerr *err)
 
 static int create_vcpus(struct vm *vm, struct kerr *err)
 {
-	struct kvm_cpuid2 *cpuid;
 	int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
-	int rc = -1;
 
 	if (max <= 0)
 		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
 	if (max > 0 && vm->nr_cpus > (unsigned int)max)
 		return kerr_set(err, "--cpus %u is more than this host's KVM allows (%d)",
 				vm->nr_cpus, max);
-	cpuid = x86_supported_cpuid(vm->kvm_fd, err);
-	if (!cpuid)
-		return -1;
 	vm->vcpus = calloc(vm->nr_cpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus) {
-		kerr_set(err, "out of memory for vCPUs");
-		goto out;
-	}
+	if (!vm->vcpus)
+		return kerr_set(err, "out of memory for vCPUs");
 	for (unsigned int i = 0; i < vm->nr_cpus; i++)
 		vm->vcpus[i].fd = -1;
-	for (unsigned int i = 0; i < vm->nr_cpus; i++) {
+	for (unsigned int i = 0; i < vm->nr_cpus; i++)
 		if (vcpu_create(vm, &vm->vcpus[i], i, err) ||
-		    x86_vcpu_init(vm->vcpus[i].fd, i, vm->nr_cpus, cpuid, err))
-			goto out;
-	}
-	rc = 0;
-out:
-	free(cpuid);
-	return rc;
+		    arch_vcpu_init(vm->arch, vm->vcpus[i].fd, i, err))
+			return -1;
+	return 0;
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
@@ -165,7 +111,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	vm->kvm_fd = kvm_dev_open(KVM_DEV_PATH, err);
 	if (vm->kvm_fd < 0)
 		return -1;
-	if (x86_check_kvm(vm->kvm_fd, err))
+	if (arch_check_kvm(vm->kvm_fd, err))
 		return -1;
 	vm->vcpu_mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vm->vcpu_mmap_size <= 0)
@@ -173,98 +119,67 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		return kerr_set(err, "KVM_CREATE_VM: %s", strerror(errno));
-	if (x86_vm_init(vm->vm_fd, err) || map_memory(vm, cfg->memory, err) ||
-	    event_loop_init(&vm->loop, err) || register_pc_devices(vm, err) ||
-	    pci_devices_create(vm, cfg, err) || create_vcpus(vm, err))
+	if (arch_vm_create(&vm->arch, vm->kvm_fd, vm->vm_fd, vm->nr_cpus, err) ||
+	    map_memory(vm, cfg->memory, err) || event_loop_init(&vm->loop, err) ||
+	    platform_create(&vm->platform, vm, err) || pci_devices_create(vm, cfg, err) ||
+	    create_vcpus(vm, err))
 		return -1;
 	return 0;
-}
-
-/* The machine as ACPI describes it: the same devices the MP table and e820 map announce. */
-static int write_acpi(struct vm *vm, uint64_t *rsdp, struct kerr *err)
-{
-	struct x86_acpi_mmio_dev mmio[X86_VIRTIO_MMIO_MAX];
-	struct x86_acpi_desc d = {
-	    .nr_cpus = vm->nr_cpus,
-	    .lapic_addr = X86_LAPIC_ADDR,
-	    .ioapic_addr = X86_IOAPIC_ADDR,
-	    .ioapic_id = (uint8_t)vm->nr_cpus,
-	    .pci = {.present = true,
-		    .ecam_base = X86_PCI_ECAM_BASE,
-		    .mmio32_base = (uint32_t)PCI_MMIO32_BASE,
-		    .mmio32_size = (uint32_t)PCI_MMIO32_SIZE,
-		    .intx_gsi = x86_acpi_default_intx_gsi},
-	    .uart = {.present = true, .port = UART_COM1_BASE, .gsi = UART_COM1_IRQ},
-	    .mmio = mmio,
-	    .ged = {.present = true,
-		    .space = X86_ACPI_SPACE_IO,
-		    .addr = X86_ACPI_GED_PORT,
-		    .gsi = X86_ACPI_GED_GSI},
-	    .pm_port = X86_ACPI_PM_PORT,
-	};
-
-	for (unsigned int i = 0; i < vm->pci.nr; i++)
-		if (vm->pci.mmios[i])
-			mmio[d.nr_mmio++] =
-			    (struct x86_acpi_mmio_dev){.base = vm->pci.mmios[i]->base,
-						       .size = VIRTIO_MMIO_WINDOW,
-						       .gsi = vm->pci.mmios[i]->gsi,
-						       .level = true};
-	return x86_write_acpi(&vm->mem, &d, rsdp, err);
 }
 
 bool vm_power_button(struct vm *vm)
 {
 	if (!vm->acpi)
 		return false;
-	acpi_pm_power_button(&vm->pm);
+	platform_power_button(vm->platform);
 	return true;
 }
 
 int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 {
 	struct file_map kernel = {0}, initrd = {0};
-	struct x86_boot boot;
-	char cmdline[X86_CMDLINE_MAX];
+	struct arch_mmio_dev mmio[PCI_DEVICES_MAX];
+	size_t cap = arch_layout.cmdline_max;
+	char *cmdline = malloc(cap);
 	int rc = -1;
 
+	if (!cmdline)
+		return kerr_set(err, "out of memory");
 	/* The loader checks the length against what the kernel takes; this is only our buffer. */
-	if (strlen(cfg->cmdline) >= sizeof(cmdline))
-		return kerr_set(err, "--cmdline is longer than %llu bytes",
-				(unsigned long long)sizeof(cmdline) - 1);
+	if (strlen(cfg->cmdline) >= cap) {
+		kerr_set(err, "--cmdline is longer than %zu bytes", cap - 1);
+		goto out;
+	}
 	strcpy(cmdline, cfg->cmdline);
-	for (unsigned int i = 0; cfg->mmio_cmdline && i < vm->pci.nr; i++)
-		if (vm->pci.mmios[i] &&
-		    virtio_mmio_cmdline_append(vm->pci.mmios[i], cmdline, sizeof(cmdline)))
-			return kerr_set(err, "the virtio-mmio declarations do not fit the command "
-					     "line (--mmio-cmdline)");
-
+	struct arch_boot b = {.nr_cpus = vm->nr_cpus, .mmio = mmio, .cmdline = cmdline};
+	for (unsigned int i = 0; i < vm->pci.nr; i++) {
+		const struct virtio_mmio *m = vm->pci.mmios[i];
+		if (!m)
+			continue;
+		mmio[b.nr_mmio++] = (struct arch_mmio_dev){
+		    .base = m->base, .size = VIRTIO_MMIO_WINDOW, .irq = m->gsi};
+		if (cfg->mmio_cmdline && virtio_mmio_cmdline_append(m, cmdline, cap)) {
+			kerr_set(err, "the virtio-mmio declarations do not fit the command line "
+				      "(--mmio-cmdline)");
+			goto out;
+		}
+	}
 	vm->acpi = cfg->acpi == ACPI_ON || (cfg->acpi == ACPI_AUTO && vm->pci.nr_mmio > 0);
-	uint64_t rsdp = 0;
-	if (vm->acpi && write_acpi(vm, &rsdp, err))
-		return -1;
+	b.acpi = vm->acpi;
 
 	if (file_map_open(&kernel, cfg->kernel_path, "kernel", err))
-		return -1;
+		goto out;
 	if (cfg->initrd_path && file_map_open(&initrd, cfg->initrd_path, "initrd", err))
 		goto out;
-	struct x86_boot_config bc = {
-	    .kernel = kernel.data,
-	    .kernel_len = kernel.len,
-	    .initrd = initrd.data,
-	    .initrd_len = initrd.len,
-	    .cmdline = cmdline,
-	    .acpi_rsdp = rsdp,
-	};
-	if (x86_load_kernel(&vm->mem, &bc, &boot, err))
-		goto out;
-	if (x86_write_boot_tables(&vm->mem, err) || x86_write_mptable(&vm->mem, vm->nr_cpus, err) ||
-	    x86_vcpu_set_entry(vm->vcpus[0].fd, &boot, err))
-		goto out;
-	rc = 0;
+	b.kernel = kernel.data;
+	b.kernel_len = kernel.len;
+	b.initrd = initrd.data;
+	b.initrd_len = initrd.len;
+	rc = arch_boot(vm->arch, &vm->mem, &b, vm->vcpus[0].fd, err);
 out:
 	file_map_close(&initrd);
 	file_map_close(&kernel);
+	free(cmdline);
 	return rc;
 }
 
@@ -287,7 +202,7 @@ int vm_wait(struct vm *vm)
 	for (unsigned int i = 0; i < vm->nr_cpus; i++)
 		vcpu_stop(&vm->vcpus[i]);
 	event_loop_stop(&vm->loop);
-	debug_port_finish(&vm->debug);
+	platform_finish(vm->platform);
 	return vm->exit_status;
 }
 
@@ -301,8 +216,12 @@ void vm_destroy(struct vm *vm)
 		vm->vcpus = NULL;
 	}
 	pci_devices_destroy(vm);
+	platform_destroy(vm->platform);
+	vm->platform = NULL;
 	event_loop_destroy(&vm->loop);
 	guest_mem_unmap(&vm->mem);
+	arch_vm_destroy(vm->arch);
+	vm->arch = NULL;
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
@@ -310,9 +229,5 @@ void vm_destroy(struct vm *vm)
 	if (vm->exit_fd >= 0)
 		close(vm->exit_fd);
 	vm->vm_fd = vm->kvm_fd = vm->exit_fd = -1;
-	uart_destroy(&vm->uart);
-	i8042_destroy(&vm->i8042);
-	cmos_rtc_destroy(&vm->rtc);
-	acpi_pm_destroy(&vm->pm);
 	pthread_mutex_destroy(&vm->exit_lock);
 }

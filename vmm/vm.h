@@ -10,11 +10,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "devices/acpi_pm.h"
-#include "devices/cmos_rtc.h"
-#include "devices/debug_port.h"
-#include "devices/i8042.h"
-#include "devices/uart_8250.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
 #include "vmm/event_loop.h"
@@ -34,6 +29,8 @@ enum kestrel_exit {
 };
 
 struct vcpu;
+struct arch_vm;
+struct platform;
 
 /* Presses the ACPI power button; false when the guest has no ACPI (nothing to press). */
 bool vm_power_button(struct vm *vm);
@@ -51,14 +48,10 @@ struct vm {
 	bool verbose;
 	struct timespec start; /* process start, for timing logs */
 
-	/* The PC devices every guest gets. */
-	struct uart_8250 uart;
-	struct i8042 i8042;
-	struct debug_port debug;
-	struct cmos_rtc rtc;
-	struct acpi_pm pm;	/* sleep/reset registers and the power button (with ACPI) */
-	bool acpi;		/* ACPI tables describe the machine (vm_load_kernel decides) */
-	struct pci_devices pci; /* the PCI bus and the virtio devices on it */
+	struct arch_vm *arch;	   /* the architecture's part (arch/arch.h) */
+	struct platform *platform; /* the devices every guest gets (vmm/platform.h) */
+	bool acpi;		   /* ACPI tables describe the machine (vm_load_kernel decides) */
+	struct pci_devices pci;	   /* the PCI bus and the virtio devices on it */
 
 	/* How the VM ends: the first vm_request_exit() wins; later calls are ignored. */
 	pthread_mutex_t exit_lock;

@@ -26,7 +26,14 @@
 #define X86_PCI_HOLE_START 0xc0000000ULL /* 3 GiB: RAM above this moves to 4 GiB */
 #define X86_4G 0x100000000ULL
 
-/* PCI's ECAM (MMCONFIG) window for bus 0, inside the hole; reserved in e820. */
+/* The 32-bit BAR window: the first 512 MiB of the hole, up to the ECAM window. */
+#define X86_PCI_MMIO32_BASE X86_PCI_HOLE_START
+#define X86_PCI_MMIO32_SIZE 0x20000000ULL
+
+/*
+ * PCI's ECAM (MMCONFIG) window for bus 0 (32 devices x 8 functions x 4 KiB), inside the hole,
+ * well below the IOAPIC, LAPIC and the KVM TSS; reserved in e820.
+ */
 #define X86_PCI_ECAM_BASE 0xe0000000ULL
 #define X86_PCI_ECAM_SIZE 0x100000ULL
 

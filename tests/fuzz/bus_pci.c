@@ -8,6 +8,10 @@
 #include "tests/fuzz/harness.h"
 #include "virtio/pci.h"
 
+/* Any 32-bit window will do; this is the one x86 uses. */
+#define TEST_MMIO32_BASE 0xc0000000ULL
+#define TEST_MMIO32_SIZE 0x20000000ULL
+
 struct pci_rig {
 	struct pci_bus bus;
 	struct pci_window win;
@@ -69,7 +73,7 @@ static void *up(struct virtio_dev *d, struct event_loop *loop)
 	pci_bus_init(&g->bus);
 	if (pci_bus_add(&g->bus, &g->vp->fn, -1, &err) < 0)
 		fuzz_die(err.msg);
-	pci_window_init(&g->win, &g->bus, PCI_MMIO32_BASE, PCI_MMIO32_SIZE);
+	pci_window_init(&g->win, &g->bus, TEST_MMIO32_BASE, TEST_MMIO32_SIZE);
 	if (pci_assign_bars(&g->vp->fn, &g->win, NULL, &err))
 		fuzz_die(err.msg);
 	/* What firmware leaves behind: the BAR decodes and the function may master the bus. */

@@ -1,0 +1,83 @@
+/*
+ * What vmm/ asks of an architecture. arch/x86/ implements it today (arch/x86/arch.c) and
+ * arch/arm64/ will; meson compiles one. The types here are neutral: an architecture knows
+ * nothing of virtio or of struct vm, and vmm/ nothing of CPUID, boot_params or device trees.
+ *
+ * Order of calls: arch_check_kvm, arch_vm_create (after KVM_CREATE_VM), arch_ram_layout,
+ * arch_vcpu_init per vCPU, then arch_boot once the devices exist, then arch_vm_destroy.
+ */
+#ifndef KESTREL_ARCH_H
+#define KESTREL_ARCH_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/error.h"
+#include "vmm/guest_mem.h"
+
+/* Where vmm/ may put the devices it creates, and their interrupt numbers. */
+struct arch_layout {
+	uint64_t pci_ecam_base, pci_ecam_size;	     /* bus 0's configuration space */
+	uint64_t pci_mmio32_base, pci_mmio32_size;   /* the window BARs are assigned from */
+	bool pci_cf8;				     /* the 0xcf8/0xcfc configuration ports exist */
+	uint64_t virtio_mmio_base, virtio_mmio_slot; /* device n at base + n * slot */
+	unsigned int virtio_mmio_max;
+	size_t cmdline_max; /* bytes, including the terminating NUL */
+};
+
+extern const struct arch_layout arch_layout;
+
+/* The interrupt (GSI) of virtio-mmio device n, level-triggered. */
+uint32_t arch_virtio_mmio_irq(unsigned int index);
+/* The interrupt (GSI) of a PCI slot's INTA line, level-triggered. */
+uint32_t arch_pci_intx_irq(unsigned int slot);
+
+/* Checks the KVM capabilities kestrel relies on; names the first one missing. */
+int arch_check_kvm(int kvm_fd, struct kerr *err);
+
+struct arch_vm; /* the architecture's own state for one VM */
+
+/* The VM-wide parts: interrupt controllers, timers, anything before memory and vCPUs. */
+int arch_vm_create(struct arch_vm **out, int kvm_fd, int vm_fd, unsigned int nr_cpus,
+		   struct kerr *err);
+void arch_vm_destroy(struct arch_vm *a);
+
+/* RAM regions for ram_size bytes (at most max); returns the count, or -1 if it cannot fit. */
+int arch_ram_layout(uint64_t ram_size, struct guest_mem_region *out, int max);
+
+/* Per-vCPU state every vCPU needs before it first runs. */
+int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned int id, struct kerr *err);
+
+/*
+ * The interrupt controller's default routes, which a full KVM_SET_GSI_ROUTING table must
+ * repeat. Returns the number written; *next_gsi is the first GSI free for MSI routes.
+ */
+unsigned int arch_default_gsi_routes(struct kvm_irq_routing_entry *e, unsigned int max,
+				     uint32_t *next_gsi);
+
+/* A device window the guest must be told about (virtio-mmio today). */
+struct arch_mmio_dev {
+	uint64_t base, size;
+	uint32_t irq;
+};
+
+/* The machine vmm/ built, and what to boot on it. */
+struct arch_boot {
+	unsigned int nr_cpus;
+	bool acpi; /* describe the machine with ACPI (x86) as well as the legacy tables */
+	const struct arch_mmio_dev *mmio;
+	unsigned int nr_mmio;
+	const uint8_t *kernel;
+	size_t kernel_len;
+	const uint8_t *initrd; /* may be NULL */
+	size_t initrd_len;
+	const char *cmdline;
+};
+
+/* Loads the kernel and initrd, describes the machine to the guest, sets the boot vCPU's entry. */
+int arch_boot(struct arch_vm *a, const struct guest_mem *gm, const struct arch_boot *b,
+	      int boot_vcpu_fd, struct kerr *err);
+
+#endif
