@@ -114,7 +114,7 @@ static uint32_t phandle_of(const char *path)
 Test(arm64_device_tree, root_memory_and_chosen)
 {
 	int len;
-	const fdt64_t *p;
+	fdt64_t v;
 
 	struct arm64_fdt_desc d = sample();
 
@@ -126,11 +126,12 @@ Test(arm64_device_tree, root_memory_and_chosen)
 	expect_reg("/memory@40000000", ARM64_RAM_BASE, 512ULL << 20);
 	expect_str("/chosen", "bootargs", "console=ttyS0 panic=1");
 	expect_str("/chosen", "stdout-path", "/uart@9000000");
-	p = get(node("/chosen"), "linux,initrd-start", &len);
+	/* Properties are only 4-byte aligned: copy before reading 64 bits. */
+	memcpy(&v, get(node("/chosen"), "linux,initrd-start", &len), sizeof(v));
 	cr_assert_eq(len, 8);
-	cr_assert_eq(fdt64_to_cpu(*p), 0x5e000000);
-	p = get(node("/chosen"), "linux,initrd-end", &len);
-	cr_assert_eq(fdt64_to_cpu(*p), 0x5e000000 + 0x1234567);
+	cr_assert_eq(fdt64_to_cpu(v), 0x5e000000);
+	memcpy(&v, get(node("/chosen"), "linux,initrd-end", &len), sizeof(v));
+	cr_assert_eq(fdt64_to_cpu(v), 0x5e000000 + 0x1234567);
 }
 
 Test(arm64_device_tree, every_cpu_by_mpidr_with_psci)
