@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the default inner guest from Debian packages into guest-images/out/:
-#   vmlinuz                  Debian's bzImage (linux-image-amd64)
-#   vmlinux                  the ELF kernel unpacked from that bzImage
+#   vmlinuz                  Debian's bzImage (linux-image-amd64); with KESTREL_ARCH=arm64
+#                            (into out/arm64/) the arm64 Image (linux-image-arm64)
+#   vmlinux                  the ELF kernel unpacked from that bzImage (amd64 only)
 #   guest-initramfs.cpio.gz  busybox + /init + virtio/ext4 modules (loaded on demand)
 #   guest-disk.ext4          a small ext4 image holding a known test file
 # Outputs are rebuilt only when the kernel package version or an input file changes.
@@ -17,11 +18,18 @@ GUEST_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev vi
     crc16 crc32c_generic mbcache jbd2 ext4)
 
 KSTAMP=$KROOT/.stamp
+BUSYBOX=$(target_busybox)
 INPUTS=("$KSTAMP" "$GI_DIR/build-guest.sh" "$GI_DIR/lib.sh" "$GI_DIR"/files/guest-init
-    "$GI_DIR"/files/modload "$GI_DIR"/files/debug-exit /bin/busybox)
+    "$GI_DIR"/files/modload "$GI_DIR"/files/debug-exit "$BUSYBOX")
 
 # --- vmlinuz / vmlinux ------------------------------------------------------------
-if stale "$OUT/vmlinux" "$KSTAMP" "$GI_DIR/build-guest.sh"; then
+if [ "$GI_ARCH" = arm64 ] && stale "$OUT/vmlinuz" "$KSTAMP" "$GI_DIR/build-guest.sh"; then
+    # Debian's arm64 vmlinuz is the raw Image (gzip in some versions: QEMU and kestrel
+    # read both), booted as it is; there is no separate ELF to extract.
+    cp "$KROOT"/boot/vmlinuz-* "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+    log "vmlinuz ($(file -b "$OUT/vmlinuz" | cut -d, -f1)) from $KPKG $KVER_PKG"
+fi
+if [ "$GI_ARCH" = amd64 ] && stale "$OUT/vmlinux" "$KSTAMP" "$GI_DIR/build-guest.sh"; then
     bz=$(ls "$KROOT"/boot/vmlinuz-*)
     cp "$bz" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
     # Boot protocol: protected-mode code starts at (setup_sects+1)*512 (setup_sects at
@@ -51,7 +59,7 @@ fi
 if stale "$OUT/guest-initramfs.cpio.gz" "${INPUTS[@]}"; then
     st=$OUT/stage-guest; rm -rf "$st"
     mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,root,lib/modules}
-    cp /bin/busybox "$st/bin/busybox"
+    cp "$BUSYBOX" "$st/bin/busybox"
     # One link per applet so scripts and the interactive shell find every command.
     for a in $(/bin/busybox --list); do
         [ -e "$st/bin/$a" ] || ln -s busybox "$st/bin/$a"
@@ -67,7 +75,7 @@ if stale "$OUT/guest-initramfs.cpio.gz" "${INPUTS[@]}"; then
     while read -r ko; do
         n=$(basename "$ko" .ko); n=${n//-/_}
         cp "$ko" "$st/lib/modules/"
-        deps=$(tr '\0' '\n' < "$ko" | sed -n 's/^depends=//p' | head -1)
+        deps=$(mod_deps "$ko" | sed 's/ *$//; s/ /,/g')
         # ext4 checksums need crc32c at mount time; it is only a soft dependency.
         [ "$n" = ext4 ] && deps=${deps:+$deps,}crc32c_generic
         echo "$n /lib/modules/$(basename "$ko") $deps" >> "$st/lib/modules/deps.txt"
