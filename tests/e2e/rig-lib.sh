@@ -9,9 +9,8 @@
 
 export PATH=/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin
 RIG_OUT=${RIG_OUT:-/dev/ttyS1}
-[ -c "$RIG_OUT" ] || RIG_OUT=/dev/console
 
-# Files inside the host.
+# Files inside the host (x86 defaults; an arm64 host's /etc/testhost.env overrides some).
 IMAGES=/images
 VMLINUZ=$IMAGES/vmlinuz
 VMLINUX=$IMAGES/vmlinux
@@ -33,6 +32,10 @@ rig_note() { rig_emit "NOTE $*"; echo "rig: $*"; }
 # QEMU as a KVM VMM, the way the comparison runs use it. A word list (use it unquoted)
 # so it also works under run_vmm/timeout/strace/stamp, which need a program, not a function.
 QEMU_KVM="qemu-system-x86_64 -accel kvm -cpu host -nodefaults -display none -no-reboot -L /usr/share/qemu -serial stdio"
+# What differs in an arm64 test host (guest-images/build-testhost.sh writes it there):
+# RIG_OUT (a virtio serial port), VMLINUX (none), QEMU_KVM (qemu-system-aarch64 -M virt).
+[ -f /etc/testhost.env ] && . /etc/testhost.env
+[ -c "$RIG_OUT" ] || RIG_OUT=/dev/console
 
 # _rig_record NAME STATUS SECONDS OUTFILE ERRFILE: send one record to the rig.
 _rig_record() {

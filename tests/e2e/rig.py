@@ -7,7 +7,11 @@ kernel with kvm-amd loaded. The scenario (a shell script) runs inside it and can
 kestrel or QEMU with -accel kvm; tests/e2e/rig-lib.sh gives it helpers (run_vmm, ...).
 
   rig.py run --scenario FILE [--kestrel PATH] [--timeout S] [--mem 3G] [--out DIR]
-             [--env KEY=VALUE]... [--interactive]
+             [--env KEY=VALUE]... [--interactive] [--arch x86_64|arm64]
+
+--arch arm64 boots the nested arm64 test host instead (qemu-system-aarch64 -M virt with
+virtualization=on, Debian's arm64 kernel, KVM in VHE mode); --kestrel is then an aarch64
+binary (arch/arm64/cross-build.sh makes a static one). Its images live in OUT/arm64.
 
 Results land in DIR (default guest-images/out/runs/<time>): console.log (test host
 serial console), results.raw (second serial port), records/<name>/{status,time,stdout,
@@ -34,32 +38,48 @@ OUT = os.environ.get("KESTREL_IMAGES_OUT", os.path.join(GI_DIR, "out"))
 # reads the clock on each guest exit) an emulated MMIO access. mitigations=off: no
 # retpolines/RSB filling on the nested VM-exit path; nothing here needs them.
 HOST_CMDLINE = "console=ttyS0 panic=-1 reboot=k tsc=reliable mitigations=off"
+# The arm64 host's console is -M virt's PL011.
+HOST_CMDLINE_ARM64 = "console=ttyAMA0 panic=-1 mitigations=off"
 
 
 def log(msg):
     print("[rig] " + msg, file=sys.stderr, flush=True)
 
 
-def build_images():
+def images_out(arch):
+    """Where the images of this architecture live (guest-images/lib.sh's OUT)."""
+    return os.path.join(OUT, "arm64") if arch == "arm64" else OUT
+
+
+def build_images(arch):
     """Build/refresh the guest and test-host images (make-style, cheap when current)."""
+    env = dict(os.environ, KESTREL_ARCH="arm64" if arch == "arm64" else "amd64")
     subprocess.run(["bash", os.path.join(GI_DIR, "build-testhost.sh")], check=True,
-                   stdout=subprocess.DEVNULL)
-    kernels = sorted(p for p in os.listdir(os.path.join(OUT, "pkg"))
+                   stdout=subprocess.DEVNULL, env=env)
+    out = images_out(arch)
+    kernels = sorted(p for p in os.listdir(os.path.join(out, "pkg"))
                      if p.startswith("linux-image-"))
     # The outer host runs the same Debian kernel the inner guest does.
-    return os.path.join(OUT, "vmlinuz"), os.path.join(OUT, "host-initramfs.cpio"), kernels[-1]
+    return os.path.join(out, "vmlinuz"), os.path.join(out, "host-initramfs.cpio"), kernels[-1]
 
 
-def build_stamp():
-    """stamp.c compiled for the host (meson builds it too; this keeps the rig standalone)."""
+def build_stamp(arch):
+    """stamp.c compiled for the test host (meson builds it too; this keeps the rig
+    standalone). For arm64 with Debian's cross gcc, static (the host has no libc)."""
     src = os.path.join(E2E_DIR, "stamp.c")
-    exe = os.path.join(OUT, "stamp")
+    exe = os.path.join(images_out(arch), "stamp")
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        subprocess.run(["cc", "-std=gnu11", "-O2", "-Wall", "-o", exe, src], check=True)
+        cc = ["cc"]
+        if arch == "arm64":
+            subprocess.run(["bash", os.path.join(REPO, "tests", "install-deps.sh"),
+                            "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"], check=True)
+            cc = ["aarch64-linux-gnu-gcc", "-static"]
+        subprocess.run(cc + ["-std=gnu11", "-O2", "-Wall", "-o", exe, src], check=True)
     return exe
 
 
 def ldd_libs(prog):
+    # ldd prints nothing useful for a static or foreign (arm64) binary: no libraries.
     out = subprocess.run(["ldd", prog], capture_output=True, text=True).stdout
     libs = []
     for line in out.splitlines():
@@ -186,8 +206,8 @@ def cmd_run(a):
     if a.kestrel and not os.access(a.kestrel, os.X_OK):
         log("kestrel binary not found or not executable: %s" % a.kestrel)
         return 2
-    kernel, host_cpio, kpkg = build_images()
-    stamp = a.stamp or build_stamp()
+    kernel, host_cpio, kpkg = build_images(a.arch)
+    stamp = a.stamp or build_stamp(a.arch)
     run_dir = a.out or os.path.join(OUT, "runs", time.strftime("%Y%m%d-%H%M%S-") + str(os.getpid()))
     os.makedirs(run_dir, exist_ok=True)
     rec_dir = os.path.join(run_dir, "records")
@@ -204,18 +224,32 @@ def cmd_run(a):
     for p in (console, raw):
         if os.path.exists(p):
             os.remove(p)
-    qemu = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", str(a.smp),
-            "-m", a.mem, "-nodefaults", "-nic", "none", "-no-reboot", "-display", "none",
-            "-kernel", kernel, "-initrd", initrd, "-append", HOST_CMDLINE]
-    if a.interactive:
-        # The test host's console is this terminal (Ctrl-A X quits QEMU).
-        qemu += ["-serial", "mon:stdio", "-serial", "file:" + raw]
-    else:
-        qemu += ["-serial", "file:" + console, "-serial", "file:" + raw]
     hb_sock = os.path.join(run_dir, "heartbeat.sock")
     if os.path.exists(hb_sock):
         os.remove(hb_sock)
-    qemu += ["-serial", "unix:%s,server=on,wait=off" % hb_sock]
+    # Interactive: the test host's console is this terminal (Ctrl-A X quits QEMU).
+    console_out = "mon:stdio" if a.interactive else "file:" + console
+    if a.arch == "arm64":
+        qemu = ["qemu-system-aarch64", "-accel", "tcg",
+                "-M", "virt,virtualization=on,gic-version=3",
+                # pauth-impdef: the architected pointer-auth algorithm costs 3x under TCG.
+                "-cpu", "max,pauth-impdef=on", "-smp", str(a.smp), "-m", a.mem,
+                "-nodefaults", "-nic", "none", "-no-reboot", "-display", "none",
+                "-kernel", kernel, "-initrd", initrd, "-append", HOST_CMDLINE_ARM64,
+                "-serial", console_out,
+                # virt has a single PL011 (the console): results and heartbeat travel on
+                # virtio serial ports 1 and 2 (/dev/vport0p1, /dev/vport0p2 in the host).
+                "-device", "virtio-serial-device,id=vser",
+                "-chardev", "file,id=rigout,path=" + raw,
+                "-device", "virtserialport,bus=vser.0,nr=1,chardev=rigout,name=kestrel.results",
+                "-chardev", "socket,id=righb,path=%s,server=on,wait=off" % hb_sock,
+                "-device", "virtserialport,bus=vser.0,nr=2,chardev=righb,name=kestrel.heartbeat"]
+    else:
+        qemu = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", str(a.smp),
+                "-m", a.mem, "-nodefaults", "-nic", "none", "-no-reboot", "-display", "none",
+                "-kernel", kernel, "-initrd", initrd, "-append", HOST_CMDLINE,
+                "-serial", console_out, "-serial", "file:" + raw,
+                "-serial", "unix:%s,server=on,wait=off" % hb_sock]
     log("test host: %s; run dir %s" % (kpkg, run_dir))
     t0 = time.monotonic()
     stdin = None if a.interactive else subprocess.DEVNULL
@@ -265,6 +299,8 @@ def main():
                    help="copy SRC into the test host at DEST (default /files/NAME)")
     r.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="variable for the scenario (in /etc/rig.env)")
+    r.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64",
+                   help="test host architecture (arm64: qemu-system-aarch64 -M virt, TCG)")
     r.add_argument("--interactive", action="store_true",
                    help="attach the test host console to this terminal")
     a = ap.parse_args()
