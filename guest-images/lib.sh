@@ -137,11 +137,16 @@ copy_with_libs() {
 # architecture list; adding it installs nothing) and have arm64 package lists.
 foreign_arch_ready() {
     [ -n "$APT_ARCH" ] || return 0
-    dpkg --print-foreign-architectures | grep -qx "$GI_ARCH" && return 0
-    [ "$(id -u)" = 0 ] || die "need root for dpkg --add-architecture $GI_ARCH"
-    log "dpkg --add-architecture $GI_ARCH; apt-get update"
-    dpkg --add-architecture "$GI_ARCH"
-    apt-get update -q >&2 || true   # an unreachable extra source must not stop us
+    [ -n "${_FOREIGN_READY:-}" ] && return 0
+    if ! dpkg --print-foreign-architectures | grep -qx "$GI_ARCH"; then
+        [ "$(id -u)" = 0 ] || die "need root for dpkg --add-architecture $GI_ARCH"
+        log "dpkg --add-architecture $GI_ARCH"
+        dpkg --add-architecture "$GI_ARCH"
+    fi
+    if ! apt-cache policy "libc6$APT_ARCH" | grep -q 'Candidate: [0-9]'; then
+        apt-get update -q >&2 || true   # an unreachable extra source must not stop us
+    fi
+    _FOREIGN_READY=1
 }
 
 # deb_unpack PKG: unpack the candidate version of PKG (for $GI_ARCH) once into

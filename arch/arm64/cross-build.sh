@@ -18,47 +18,34 @@ SYSROOT=$BUILD_DIR/sysroot
 CROSS_FILE=$BUILD_DIR/aarch64-linux-gnu.ini
 TRIPLET=aarch64-linux-gnu
 
-log() { printf '[cross-build] %s\n' "$*" >&2; }
-
 # The cross toolchain: gcc-aarch64-linux-gnu does not pull in the target's libc headers
 # and static libc, libc6-dev-arm64-cross does.
 bash "$REPO_ROOT/tests/install-deps.sh" gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
-    meson ninja-build pkg-config dpkg-dev
+    meson ninja-build pkg-config dpkg-dev binutils
 
-# The arm64 libraries. Fetching foo:arm64 needs arm64 in dpkg's architecture list and
-# arm64 package lists; adding the architecture installs nothing by itself.
+# The arm64 libraries, through guest-images/lib.sh's deb_unpack (which adds arm64 to
+# dpkg's architecture list, for downloads only, and caches each unpacked package under
+# $KESTREL_IMAGES_OUT/arm64/debs like the arm64 test host's programs).
+export KESTREL_ARCH=arm64
+. "$REPO_ROOT/guest-images/lib.sh"
 ARM64_DEBS=(libfdt-dev liburing-dev libseccomp-dev zlib1g-dev)
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    log "adding the arm64 architecture to dpkg (for apt-get download only)"
-    dpkg --add-architecture arm64
-fi
-if ! apt-cache show libfdt-dev:arm64 >/dev/null 2>&1; then
-    apt-get update -q >&2 || true   # an unreachable third-party source must not stop us
-    apt-cache show libfdt-dev:arm64 >/dev/null 2>&1 || { log "no arm64 package lists"; exit 1; }
-fi
-
-# Re-extract only when a candidate version changed.
-want=$(for p in "${ARM64_DEBS[@]}"; do
-    printf '%s=%s\n' "$p" "$(apt-cache policy "$p:arm64" | awk '/Candidate:/{print $2}')"
-done)
+debs=(); for p in "${ARM64_DEBS[@]}"; do debs+=("$(deb_unpack "$p")"); done
+# Set the sysroot up anew when a package version changed.
 FRESH=0
-if [ "$(cat "$SYSROOT/.versions" 2>/dev/null)" != "$want" ]; then
-    log "unpacking arm64 packages into $SYSROOT"
-    dl=$(mktemp -d); chmod 777 "$dl"   # apt's sandbox user downloads into it
-    (cd "$dl" && apt-get download -q $(printf '%s:arm64 ' "${ARM64_DEBS[@]}") >&2)
+if [ "$(cat "$SYSROOT/.versions" 2>/dev/null)" != "${debs[*]}" ]; then
+    log "sysroot: ${ARM64_DEBS[*]} (arm64) into $SYSROOT"
     rm -rf "$SYSROOT"; mkdir -p "$SYSROOT"
-    for d in "$dl"/*.deb; do dpkg-deb -x "$d" "$SYSROOT"; done
+    for d in "${debs[@]}"; do cp -a "$d/." "$SYSROOT/"; done
     # Only the static archives stay: meson turns pkg-config's -luring into the path of
     # whatever it finds first, and a .so there breaks the -static link (prefer_static
     # would fix that but makes cc.find_library('fdt') miss libfdt.a).
     find "$SYSROOT" -name '*.so' -delete
-    rm -rf "$dl"
-    echo "$want" > "$SYSROOT/.versions"
+    echo "${debs[*]}" > "$SYSROOT/.versions"
     FRESH=1   # meson caches library paths: set the build dirs up anew
 fi
 LIBDIR=$SYSROOT/usr/lib/$TRIPLET
 for a in libfdt.a liburing.a libseccomp.a libz.a; do
-    [ -f "$LIBDIR/$a" ] || { log "missing $LIBDIR/$a in the arm64 packages"; exit 1; }
+    [ -f "$LIBDIR/$a" ] || die "missing $LIBDIR/$a in the arm64 packages"
 done
 
 # The cross file. The compiler keeps its own sysroot (/usr/aarch64-linux-gnu: libc); the
