@@ -25,6 +25,7 @@ struct arch_layout {
 	uint64_t virtio_mmio_base, virtio_mmio_slot; /* device n at base + n * slot */
 	unsigned int virtio_mmio_max;
 	size_t cmdline_max; /* bytes, including the terminating NUL */
+	bool msi_devid;	    /* MSI routes carry the requester ID (an ITS translates by it) */
 };
 
 extern const struct arch_layout arch_layout;
@@ -33,6 +34,9 @@ extern const struct arch_layout arch_layout;
 uint32_t arch_virtio_mmio_irq(unsigned int index);
 /* The interrupt (GSI) of a PCI slot's INTA line, level-triggered. */
 uint32_t arch_pci_intx_irq(unsigned int slot);
+
+/* KVM_IRQ_LINE's irq field for an interrupt (GSI) vmm/ wired a device to. */
+uint32_t arch_irq_line_arg(uint32_t gsi);
 
 /* Checks the KVM capabilities kestrel relies on; names the first one missing. */
 int arch_check_kvm(int kvm_fd, struct kerr *err);

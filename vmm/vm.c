@@ -45,7 +45,7 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 
 int vm_irq_line(struct vm *vm, unsigned int irq, int level)
 {
-	struct kvm_irq_level l = {.irq = irq, .level = (uint32_t)level};
+	struct kvm_irq_level l = {.irq = arch_irq_line_arg(irq), .level = (uint32_t)level};
 
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
 }

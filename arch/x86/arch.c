@@ -24,6 +24,7 @@ const struct arch_layout arch_layout = {
     .virtio_mmio_slot = X86_VIRTIO_MMIO_SLOT,
     .virtio_mmio_max = X86_VIRTIO_MMIO_MAX,
     .cmdline_max = X86_CMDLINE_MAX,
+    .msi_devid = false,
 };
 
 uint32_t arch_virtio_mmio_irq(unsigned int index)
@@ -34,6 +35,12 @@ uint32_t arch_virtio_mmio_irq(unsigned int index)
 uint32_t arch_pci_intx_irq(unsigned int slot)
 {
 	return x86_pci_intx_gsi(slot);
+}
+
+/* The in-kernel PIC/IOAPIC take the GSI itself. */
+uint32_t arch_irq_line_arg(uint32_t gsi)
+{
+	return gsi;
 }
 
 int arch_check_kvm(int kvm_fd, struct kerr *err)
