@@ -4,7 +4,8 @@
  * nothing of virtio or of struct vm, and vmm/ nothing of CPUID, boot_params or device trees.
  *
  * Order of calls: arch_check_kvm, arch_vm_create (after KVM_CREATE_VM), arch_ram_layout,
- * arch_vcpu_init per vCPU, then arch_boot once the devices exist, then arch_vm_destroy.
+ * arch_vcpu_init per vCPU, arch_vcpus_created, then arch_boot once the devices exist, then
+ * arch_vm_destroy.
  */
 #ifndef KESTREL_ARCH_H
 #define KESTREL_ARCH_H
@@ -55,6 +56,12 @@ int arch_ram_layout(uint64_t ram_size, struct guest_mem_region *out, int max);
 int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned int id, struct kerr *err);
 
 /*
+ * Every vCPU exists: finish what needs them all (arm64's vGIC). Before any device: KVM then
+ * resets the interrupt routing table, which the devices fill afterwards.
+ */
+int arch_vcpus_created(struct arch_vm *a, struct kerr *err);
+
+/*
  * The interrupt controller's default routes, which a full KVM_SET_GSI_ROUTING table must
  * repeat. Returns the number written; *next_gsi is the first GSI free for MSI routes.
  */
@@ -78,10 +85,13 @@ struct arch_boot {
 	const uint8_t *initrd; /* may be NULL */
 	size_t initrd_len;
 	const char *cmdline;
+	bool power_button; /* out: the guest was told of a power button (platform_power_button) */
+	uint8_t *dtb;	   /* out: the device tree the guest got (arm64), or NULL; caller frees */
+	size_t dtb_len;
 };
 
 /* Loads the kernel and initrd, describes the machine to the guest, sets the boot vCPU's entry. */
-int arch_boot(struct arch_vm *a, const struct guest_mem *gm, const struct arch_boot *b,
-	      int boot_vcpu_fd, struct kerr *err);
+int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b, int boot_vcpu_fd,
+	      struct kerr *err);
 
 #endif

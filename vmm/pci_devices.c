@@ -46,11 +46,6 @@ static int plat_msi_route_set(void *opaque, uint32_t gsi, uint64_t addr, uint32_
 	return irq_router_set_msi(&vm->pci.router, gsi, addr, data, err);
 }
 
-static void intx_set(void *opaque, unsigned int irq, int level)
-{
-	vm_irq_line(opaque, irq, level);
-}
-
 static void pci_reset(void *opaque)
 {
 	vm_request_exit(opaque, KESTREL_EXIT_REBOOT, "guest reset the machine through port 0xcf9");
@@ -128,7 +123,7 @@ static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct kerr *er
 	 * one (bus 0, function 0). */
 	slot = (int)pd->nr + 1;
 	plat.msi_devid = (uint32_t)slot << 3;
-	struct irq_line intx = {intx_set, vm, arch_pci_intx_irq((unsigned int)slot)};
+	struct irq_line intx = vm_irq(vm, arch_pci_intx_irq((unsigned int)slot));
 	if (virtio_pci_create(&vp, dev, &plat, intx, err))
 		return -1;
 	pd->vps[pd->nr++] = vp;

@@ -93,6 +93,12 @@ int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned int id, struct kerr 
 	return x86_vcpu_init(vcpu_fd, id, a->nr_cpus, a->cpuid, err);
 }
 
+int arch_vcpus_created(struct arch_vm *a, struct kerr *err)
+{
+	(void)a, (void)err;
+	return 0;
+}
+
 unsigned int arch_default_gsi_routes(struct kvm_irq_routing_entry *e, unsigned int max,
 				     uint32_t *next_gsi)
 {
@@ -134,8 +140,8 @@ static int write_acpi(const struct guest_mem *gm, const struct arch_boot *b, uin
 	return x86_write_acpi(gm, &d, rsdp, err);
 }
 
-int arch_boot(struct arch_vm *a, const struct guest_mem *gm, const struct arch_boot *b,
-	      int boot_vcpu_fd, struct kerr *err)
+int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b, int boot_vcpu_fd,
+	      struct kerr *err)
 {
 	uint64_t rsdp = 0;
 	struct x86_boot boot;
@@ -143,6 +149,7 @@ int arch_boot(struct arch_vm *a, const struct guest_mem *gm, const struct arch_b
 	(void)a;
 	if (b->acpi && write_acpi(gm, b, &rsdp, err))
 		return -1;
+	b->power_button = b->acpi; /* the GED's, in the DSDT */
 	struct x86_boot_config bc = {
 	    .kernel = b->kernel,
 	    .kernel_len = b->kernel_len,
