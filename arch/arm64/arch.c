@@ -248,6 +248,7 @@ int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b
 	    .mmio = mmio,
 	    .nr_mmio = b->nr_mmio,
 	    .pci = true,
+	    .power_key = true,
 	};
 	len = arm64_fdt_build(&d, dtb, ARM64_DTB_MAX, err);
 	if (len < 0)
@@ -257,7 +258,7 @@ int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b
 		kerr_set(err, "the device tree or the initrd does not fit in guest RAM");
 		goto out;
 	}
-	b->power_button = false; /* no PL061 power key yet: SIGTERM stops the VM at once */
+	b->power_button = true; /* the PL061's gpio-keys line (vmm/platform_virt.c) */
 	rc = set_entry(boot_vcpu_fd, k.entry, pl.dtb, err);
 	if (rc == 0) {
 		b->dtb = dtb;
