@@ -43,7 +43,7 @@ const char *config_usage(void)
 	       "                    (virtio_mmio.device=...), for kernels without ACPI\n"
 	       "  --dump-dtb FILE   also write the guest's device tree to FILE (arm64)\n"
 	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
-	       "  -v, --verbose     log start-up timing and exits to stderr\n"
+	       "  -v, --verbose     log start-up timing to stderr, and device counters at exit\n"
 	       "  -h, --help        this text\n"
 	       "  --version         print the version\n"
 	       "See docs/cli.md for exit statuses and the debug-exit port.\n";
