@@ -2,13 +2,14 @@
 # virtio-net checks for kestrel, inside the nested test host (issue #4).
 #
 #   test_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--checks LIST] [--size MIB]
-#               [--records RUN_DIR]   (re-check an earlier run kept with E2E_KEEP=1)
+#               [--transport pci|mmio|mix] [--records RUN_DIR]   (re-check an earlier run kept with E2E_KEEP=1)
 #
 # The test host's tap kt0 is 10.77.0.1/24 and the guest's eth0 10.77.0.2/24 (kt1 and eth1:
 # 10.78.0.x); no traffic goes anywhere else. LIST is a comma list of:
 #   off    --net tap=kt0,vhost=off: ping both ways; SIZE MiB (default 64) of random data
 #          each way over TCP arrives with the sender's md5; the guest's `ip link set eth0
-#          down/up` and a virtio-pci driver unbind/bind keep the link working (ping both ways)
+#          down/up` and a driver unbind/bind (virtio-pci, or the virtio-mmio platform driver)
+#          keep the link working (ping both ways)
 #   on     the same with vhost=on; kestrel says it chose vhost-net, and the kernel's worker
 #          (vhost-PID) has CPU time during the transfers
 #   cpu    (needs off and on) kestrel's own CPU time during the transfers: with vhost-net
@@ -19,6 +20,10 @@
 #          8972-byte pings both ways without IP fragmentation on the guest side
 #   two    --net tap=kt0 --net tap=kt1: two NICs, two subnets, pings and a 16 MiB transfer
 #          on each at the same time
+# --transport (default pci): pci puts every NIC on virtio-pci; mmio every NIC on virtio-mmio
+# (found through ACPI); mix each NIC on virtio-pci beside an 8 MiB disk on virtio-mmio that
+# the guest reads back, and under "two" kt0's NIC on virtio-mmio, kt1's on virtio-pci.
+# Every run checks that each NIC is on the driver of its transport.
 # All listed checks share one boot of the test host. Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
@@ -30,6 +35,7 @@ STAMP=
 CHECKS=off,on,cpu,mq,mtu,two
 SIZE=64
 REUSE=
+TRANSPORT=pci
 LIMIT=${E2E_VMM_TIMEOUT:-300}   # seconds per kestrel run inside the test host
 while [ $# -gt 0 ]; do
     case $1 in
@@ -39,9 +45,18 @@ while [ $# -gt 0 ]; do
         --checks) CHECKS=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --records) REUSE=$2; shift 2 ;;   # re-check the records of an earlier run (E2E_KEEP=1)
-        *) sed -n '2,23p' "$0" >&2; exit 2 ;;
+        --transport) TRANSPORT=$2; shift 2 ;;
+        *) sed -n '2,28p' "$0" >&2; exit 2 ;;
     esac
 done
+# NT, NB: the key on each NIC and its bus (NT0, NB0: "two"'s kt0); XDISK: mix's mmio disk.
+case $TRANSPORT in
+    pci) NT= NT0= NB=pci NB0=pci MODS=virtio_pci XDISK= ;;
+    mmio) NT=,transport=mmio NT0=,transport=mmio NB=mmio NB0=mmio MODS=virtio_mmio XDISK= ;;
+    mix) NT=,transport=pci NT0=,transport=mmio NB=pci NB0=mmio MODS="virtio_mmio virtio_pci virtio_blk"
+        XDISK="--disk path=/tmp/mix-disk.img,transport=mmio" ;;
+    *) echo "bad --transport $TRANSPORT: expected pci, mmio or mix" >&2; exit 2 ;;
+esac
 want() { [[ ",$CHECKS," == *",$1,"* ]]; }
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -59,8 +74,12 @@ rig_args=(--timeout 1500 --kestrel "$KESTREL_BIN" --file "$NETBENCH:/usr/local/b
 scenario=$tmp/scenario.sh
 {
     echo "L=$LIMIT SIZE=$SIZE"
+    echo "MODS='$MODS' XDISK='$XDISK'"
     cat <<'EOF'
 QCMD='console=ttyS0 reboot=k panic=1 quiet'
+head -c 8388608 /dev/urandom > /tmp/mix-disk.img
+echo "H: DISK-MD5 $(md5sum < /tmp/mix-disk.img | cut -d' ' -f1)" > $RIG_WORK/disk-md5
+rig_put disk-md5 $RIG_WORK/disk-md5
 NB=/usr/local/bin/netbench
 export GUEST_FILES="$NB:/bin/netbench"
 
@@ -69,7 +88,7 @@ frags() { awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } e
 pings() { local d=$1 a=$2; shift 2; ping -c 3 -W 5 "$@" "$a" > /dev/null 2>&1 && echo "H: $d-OK" || echo "H: $d-FAIL"; }
 
 # --- the guest's side ---------------------------------------------------------------
-cat > $RIG_WORK/g-common.sh <<'GEOF'
+{ echo "MODS='$MODS'"; cat <<'GEOF'
 A=10.77.0.2 P=10.77.0.1
 say() { echo "G: $*"; }
 wait_for() {
@@ -79,9 +98,20 @@ wait_for() {
 }
 pings() { local d=$1 a=$2; shift 2; ping -c 3 -W 5 "$@" "$a" > /dev/null 2>&1 && say "$d-OK" || say "$d-FAIL"; }
 frags() { awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print "reasm=" $c["ReasmReqds"] " frag=" $c["FragCreates"] }' /proc/net/snmp; }
-modload virtio_pci virtio_net > /dev/null 2>&1 || say MODLOAD-FAIL
+modload $MODS virtio_net > /dev/null 2>&1 || say MODLOAD-FAIL
 wait_for 20 test -e /sys/class/net/eth0 || say NO-ETH0
+# The driver under each NIC (virtio-pci or virtio-mmio), and mix's mmio disk.
+say_buses() {
+    local d
+    for d in /sys/class/net/eth*; do say BUS ${d##*/} $(basename "$(readlink -f $d/device/../driver)"); done
+}
+say_buses
+if [ -e /sys/block/vda ]; then
+    say DISK-DRIVER $(basename "$(readlink -f /sys/block/vda/device/../driver)")
+    say DISK-MD5 $(md5sum < /dev/vda | cut -d' ' -f1)
+fi
 GEOF
+} > $RIG_WORK/g-common.sh
 
 # full: ping, transfers each way with md5, link down/up, driver unbind/bind.
 { cat $RIG_WORK/g-common.sh; echo "S=$SIZE"; cat <<'GEOF'
@@ -99,11 +129,13 @@ rm -f /tmp/d
 grep virtio /proc/interrupts | awk '{ s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print "G: IRQ", $NF, s }'
 ip link set eth0 down; ip link set eth0 up
 wait_for 30 ping -c 1 -W 1 $P && say LINKCYCLE-PING-OK || say LINKCYCLE-PING-FAIL
-pci=$(basename "$(readlink -f /sys/class/net/eth0/device/..)")
-say PCI $pci
-echo $pci > /sys/bus/pci/drivers/virtio-pci/unbind
+# Through the driver of eth0's transport device: virtio-pci, or the virtio-mmio platform driver.
+dev=$(readlink -f /sys/class/net/eth0/device/..)
+drv=$(readlink -f $dev/driver)
+say DEV ${dev##*/} ${drv##*/}
+echo ${dev##*/} > $drv/unbind
 wait_for 10 sh -c '! test -e /sys/class/net/eth0'
-echo $pci > /sys/bus/pci/drivers/virtio-pci/bind
+echo ${dev##*/} > $drv/bind
 wait_for 20 test -e /sys/class/net/eth0 || say NO-ETH0-AFTER-BIND
 ip addr add $A/24 dev eth0; ip link set eth0 up
 wait_for 30 ping -c 1 -W 1 $P && say REBIND-PING-OK || say REBIND-PING-FAIL
@@ -131,6 +163,7 @@ GEOF
 # two: eth0/eth1 found by MAC, one per subnet, used at the same time.
 { cat $RIG_WORK/g-common.sh; cat <<'GEOF'
 wait_for 20 test -e /sys/class/net/eth1 || say NO-ETH1
+say_buses
 for d in /sys/class/net/eth*; do
     case $(cat $d/address) in
         52:54:00:77:00:02) I0=${d##*/} ;;
@@ -157,7 +190,7 @@ GEOF
 net_full() {
     local name=$1 h=$RIG_WORK/$1-host.txt
     shift
-    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" "$@"
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" "$@" $XDISK
     (
         host_tap kt0 10.77.0.1 || exit 1
         wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
@@ -178,7 +211,7 @@ net_full() {
 
 net_mtu() {
     local name=mtu h=$RIG_WORK/mtu-host.txt
-    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_MTU --cmdline "$QCMD" --net tap=kt0,mtu=9000
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_MTU --cmdline "$QCMD" --net tap=kt0,mtu=9000$NT $XDISK
     (
         host_tap kt0 10.77.0.1 9000 || exit 1
         echo "H: MTU $(cat /sys/class/net/kt0/mtu)"
@@ -197,7 +230,7 @@ net_mtu() {
 net_two() {
     local name=two h=$RIG_WORK/two-host.txt
     start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_TWO --cmdline "$QCMD" \
-        --net tap=kt0,mac=52:54:00:77:00:02 --net tap=kt1,mac=52:54:00:78:00:02
+        --net tap=kt0,mac=52:54:00:77:00:02$NT0 --net tap=kt1,mac=52:54:00:78:00:02$NT $XDISK
     (
         host_tap kt0 10.77.0.1 || exit 1
         host_tap kt1 10.78.0.1 || exit 1
@@ -221,14 +254,15 @@ G_FULL=$(guest_initrd full $RIG_WORK/g-full.sh)
 G_MTU=$(guest_initrd mtu $RIG_WORK/g-mtu.sh)
 G_TWO=$(guest_initrd two $RIG_WORK/g-two.sh)
 EOF
-    want off && echo 'net_full off --net tap=kt0,vhost=off'
-    want on && echo 'net_full on --net tap=kt0,vhost=on'
-    want mq && echo 'net_full mq --cpus 2 --net tap=kt0,queues=2'
+    echo "NT='$NT' NT0='$NT0'"
+    want off && echo 'net_full off --net tap=kt0,vhost=off$NT'
+    want on && echo 'net_full on --net tap=kt0,vhost=on$NT'
+    want mq && echo 'net_full mq --cpus 2 --net tap=kt0,queues=2$NT'
     want mtu && echo 'net_mtu'
     want two && echo 'net_two'
 } > "$scenario"
 
-echo "# test_net: checks=$CHECKS size=${SIZE}MiB"
+echo "# test_net: checks=$CHECKS size=${SIZE}MiB transport=$TRANSPORT"
 t0=$(date +%s)
 if [ -n "$REUSE" ]; then
     RUN_DIR=$REUSE
@@ -284,8 +318,17 @@ check_full() {
         all "same_md5 guest-to-host '$(gval $n SENT-MD5)' '$(hval $n RECV-MD5)'" \
             "[ '$(nb_bytes "$h" recv)' = $BYTES ]"
     check_rec $n "$d: guest ip link down/up, then ping" "has_g $n LINKCYCLE-PING-OK"
-    check_rec $n "$d: guest driver unbind/bind ($(gval $n PCI)), then ping both ways" \
+    check_rec $n "$d: guest driver unbind/bind ($(gout $n | sed -n 's/^G: DEV //p' | head -1)), then ping both ways" \
         all "has_g $n REBIND-PING-OK" "has_h $n RESET-PING-OK"
+    check_bus $n "$d" eth0=$NB
+}
+# check_bus NAME DESC IF=BUS...: each interface is on virtio-BUS's driver; under mix the
+# mmio disk beside the NICs reads the test host's md5.
+check_bus() {
+    local n=$1 d=$2 c=() ib; shift 2
+    for ib in "$@"; do c+=("eq virtio-${ib#*=} \"\$(gout $n | awk '\$2 == \"BUS\" && \$3 == \"${ib%%=*}\" {print \$4; exit}')\""); done
+    [ $TRANSPORT = mix ] && c+=("eq virtio-mmio \"\$(gval $n DISK-DRIVER)\"" "eq \"\$(rec_out disk-md5 | sed -n 's/^H: DISK-MD5 //p')\" \"\$(gval $n DISK-MD5)\"")
+    check_rec $n "$d: $* $([ $TRANSPORT = mix ] && echo '; a virtio-mmio disk beside it reads the test host md5')" all "${c[@]}"
 }
 # cpu_ms NAME FIELD: the sum of FIELD (proc, vmm, vcpu, vhost) over the host's two cpu lines.
 cpu_ms() { hout "$1" | sed -n "s/^netbench: cpu .* $2=\([0-9]*\).*/\1/p" | awk '{s += $1} END {print s + 0}'; }
@@ -326,6 +369,7 @@ if want mtu; then
         "[ '$(gval mtu MTU-INITIAL)' = 9000 ] && [ '$(gval mtu MTU)' = 9000 ] && [ '$(hval mtu MTU)' = 9000 ]"
     check_rec mtu "mtu=9000: 8000- and 8972-byte pings guest -> host" all "has_g mtu BIGPING-OK" "has_g mtu MAXPING-OK"
     check_rec mtu "mtu=9000: 8000- and 8972-byte pings host -> guest" all "has_h mtu BIGPING-OK" "has_h mtu MAXPING-OK"
+    check_bus mtu "mtu=9000" eth0=$NB
     check_rec mtu "mtu=9000: the guest neither fragmented nor reassembled" \
         "[ -n '$(gout mtu | sed -n 's/^G: FRAGS-BEFORE //p')' ] && [ '$(gout mtu | sed -n 's/^G: FRAGS-BEFORE //p')' = '$(gout mtu | sed -n 's/^G: FRAGS-AFTER //p')' ]"
 fi
@@ -337,5 +381,8 @@ if want two; then
         all "has_g two PING0-OK" "has_g two PING1-OK" "has_h two PING0-OK" "has_h two PING1-OK"
     check_rec two "two NICs: 16 MiB on each at once, all bytes arrive" \
         "[ \"\$(hout two | sed -n 's/^H: NIC0 netbench: recv \([0-9]*\) .*/\1/p')\" = 16777216 ] && [ \"\$(hout two | sed -n 's/^H: NIC1 netbench: recv \([0-9]*\) .*/\1/p')\" = 16777216 ]"
+    nics=$(gout two | sed -n 's/^G: NICS //p' | head -1)
+    i0=$(echo "$nics" | sed -n 's/.*kt0=\([^ ]*\).*/\1/p'); i1=$(echo "$nics" | sed -n 's/.*kt1=\([^ ]*\).*/\1/p')
+    check_bus two "two NICs" "${i0:-kt0}=$NB0" "${i1:-kt1}=$NB"
 fi
 finish
