@@ -54,8 +54,8 @@ done
 # guest's MODS and XDISK (mix's mmio disk).
 tp() {
     case $1 in
-        pci) NT= NT0= BUS=pci BUS0=pci MODS=virtio_pci XDISK= ;;
-        mmio) NT=,transport=mmio NT0=,transport=mmio BUS=mmio BUS0=mmio MODS=virtio_mmio XDISK= ;;
+        pci) NT='' NT0='' BUS=pci BUS0=pci MODS=virtio_pci XDISK='' ;;
+        mmio) NT=,transport=mmio NT0=,transport=mmio BUS=mmio BUS0=mmio MODS=virtio_mmio XDISK='' ;;
         mix) NT=,transport=pci NT0=,transport=mmio BUS=pci BUS0=mmio MODS="virtio_mmio virtio_pci virtio_blk"
             XDISK="--disk path=/tmp/mix-disk.img,transport=mmio" ;;
         *) echo "bad transport $1: expected pci, mmio or mix" >&2; exit 2 ;;

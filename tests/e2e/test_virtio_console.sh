@@ -156,7 +156,7 @@ SCENARIO
 
 echo "# test_virtio_console: transports $TRANSPORTS"
 set -- ${TRANSPORTS//,/ }
-if ! rig_run "$scenario" --timeout $(((LIMIT + 100) * $# + 100)) --kestrel "$KESTREL_BIN" ${STAMP:+--stamp "$STAMP"}; then
+if ! rig_run "$scenario" --timeout $((LIMIT * $# + 200)) --kestrel "$KESTREL_BIN" ${STAMP:+--stamp "$STAMP"}; then
     fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
 fi
 echo "# run dir: $RUN_DIR"
