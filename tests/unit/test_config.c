@@ -400,7 +400,7 @@ Test(config, acpi_choices)
 	struct vm_config cfg;
 	struct kerr err = {{0}};
 	static const struct {
-		const char *arg;
+		char *arg; /* PARSE puts it in a char *argv[] */
 		enum acpi_choice want;
 	} cases[] = {{"on", ACPI_ON}, {"off", ACPI_OFF}, {"auto", ACPI_AUTO}};
 
