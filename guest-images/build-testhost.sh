@@ -13,11 +13,14 @@ need_pkgs busybox-static cpio qemu-system-x86 strace socat
 bash "$GI_DIR/build-guest.sh" >/dev/null
 kernel_pkg_resolve
 
-HOST_MODULES=(kvm ccp irqbypass kvm-amd tun tap vhost_iotlb vhost vhost_net)
+# virtio_pci + virtio_blk: disks the rig attaches with --drive (the Debian image) show up
+# as /dev/vda...; without a --drive they find no device and cost nothing.
+HOST_MODULES=(kvm ccp irqbypass kvm-amd tun tap vhost_iotlb vhost vhost_net virtio_pci virtio_blk)
 QEMU=$(command -v qemu-system-x86_64)
 # What `-kernel` boot with -nodefaults reads (found with strace -e openat).
 QEMU_DATA=(/usr/share/seabios/bios-256k.bin /usr/share/qemu/linuxboot_dma.bin
-    /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin)  # pvh.bin: ELF (PVH) -kernel
+    /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin  # pvh.bin: ELF (PVH) -kernel
+    /usr/share/qemu/bios-microvm.bin)                     # -M microvm (qboot)
 
 INPUTS=("$KROOT/.stamp" "$GI_DIR/build-testhost.sh" "$GI_DIR/lib.sh" "$GI_DIR/files/host-init"
     "$OUT/vmlinuz" "$OUT/vmlinux" "$OUT/guest-initramfs.cpio.gz" "$OUT/guest-disk.ext4"
