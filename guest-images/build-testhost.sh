@@ -26,7 +26,12 @@ INPUTS=("$KROOT/.stamp" "$GI_DIR/build-testhost.sh" "$GI_DIR/lib.sh" "$GI_DIR/fi
     "$OUT/vmlinuz" "$OUT/vmlinux" "$OUT/guest-initramfs.cpio.gz" "$OUT/guest-disk.ext4"
     /bin/busybox "$QEMU" "$(command -v strace)" "$(command -v socat)")
 
-if stale "$OUT/host-initramfs.cpio" "${INPUTS[@]}"; then
+# What goes in, by content: the image is shared by every checkout using this out/ folder,
+# and a checkout whose script is older by mtime would otherwise keep another's image.
+MANIFEST="modules: ${HOST_MODULES[*]}; qemu data: ${QEMU_DATA[*]}; host-init: $(md5sum < "$GI_DIR/files/host-init")"
+
+if stale "$OUT/host-initramfs.cpio" "${INPUTS[@]}" ||
+    [ "$(cat "$OUT/host-initramfs.manifest" 2>/dev/null)" != "$MANIFEST" ]; then
     st=$OUT/stage-host; rm -rf "$st"
     mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,proc,sys,dev,tmp,run,etc,root,images,lib/modules}
     cp /bin/busybox "$st/bin/busybox"
@@ -56,6 +61,7 @@ if stale "$OUT/host-initramfs.cpio" "${INPUTS[@]}"; then
 
     cp "$OUT/vmlinuz" "$OUT/vmlinux" "$OUT/guest-initramfs.cpio.gz" "$OUT/guest-disk.ext4" "$st/images/"
     pack_cpio "$st" "$OUT/host-initramfs.cpio"
+    echo "$MANIFEST" > "$OUT/host-initramfs.manifest"
     rm -rf "$st"
     log "host-initramfs.cpio ($(du -h "$OUT/host-initramfs.cpio" | cut -f1)) with $KPKG $KVER_PKG"
 fi
