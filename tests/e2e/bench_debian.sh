@@ -31,12 +31,9 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$KESTREL_BIN" ] || { echo "bench_debian: no kestrel binary at $KESTREL_BIN" >&2; exit 2; }
 
-IMAGES=${KESTREL_IMAGES_OUT:-$REPO_ROOT/guest-images/out}
-bash "$REPO_ROOT/guest-images/build-debian.sh" > /dev/null || exit 1
 work=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-bench-debian.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-disk=$work/debian-root.ext4
-cp --reflink=auto --sparse=always "$IMAGES/debian-root.ext4" "$disk"
+debian_image "$work" || exit 1
 
 cat > "$work/scenario.sh" <<EOF
 ROUNDS=$ROUNDS
@@ -81,9 +78,7 @@ EOF
 
 echo "# bench_debian: $ROUNDS rounds; seconds; guest times since the kernel started"
 rig_run "$work/scenario.sh" --kestrel "$KESTREL_BIN" ${STAMP:+--stamp "$STAMP"} \
-    --file "$IMAGES/debian-vmlinuz:/files/debian-vmlinuz" \
-    --file "$IMAGES/debian-initrd.img:/files/debian-initrd.img" \
-    --drive "$disk" --timeout $((ROUNDS * 4 * 420 + 120)) ||
+    "${DEB_RIG_ARGS[@]}" --timeout $((ROUNDS * 4 * 420 + 120)) ||
     echo "bench_debian: the test host did not finish the scenario (see $RUN_DIR/console.log)"
 
 # kv NAME KEY: KEY=value from the guest's "KDEB: TIMES" line of record NAME, or from the

@@ -29,13 +29,10 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
 
-IMAGES=${KESTREL_IMAGES_OUT:-$REPO_ROOT/guest-images/out}
-bash "$REPO_ROOT/guest-images/build-debian.sh" > /dev/null || { echo "FAIL: building the Debian image"; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-debian.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-# A per-run copy (reflink or sparse): the runs write to it, the cached image stays as built.
-disk=$work/debian-root.ext4
-cp --reflink=auto --sparse=always "$IMAGES/debian-root.ext4" "$disk"
+debian_image "$work" || { echo "FAIL: building the Debian image"; echo "0 passed, 1 failed"; exit 1; }
+disk=$DEB_DISK
 tok=$$-$(date +%s)
 
 cat > "$work/scenario.sh" <<EOF
@@ -77,9 +74,7 @@ EOF
 
 t0=$(date +%s)
 rig_run "$work/scenario.sh" --kestrel "$KESTREL_BIN" ${STAMP:+--stamp "$STAMP"} \
-    --file "$IMAGES/debian-vmlinuz:/files/debian-vmlinuz" \
-    --file "$IMAGES/debian-initrd.img:/files/debian-initrd.img" \
-    --drive "$disk" --timeout 1500
+    "${DEB_RIG_ARGS[@]}" --timeout 1500
 echo "test host run: $(( $(date +%s) - t0 )) s"
 console=$RUN_DIR/console.log
 host() { tr -d '\r' < "$console" | awk -v k="H: $1" 'index($0, k) == 1 {sub(/^H: [^ ]+ ?/, ""); print; exit}'; }
