@@ -56,6 +56,7 @@ wait_for 30 test -b /dev/vda || { echo "H: NO-VDA: the image disk (rig.py --driv
 # one NAME CMD...: boot, time launch -> MULTI-USER line and launch -> exit.
 one() {
     local name=$1 t0 mu=n/a n=0; shift
+    host_settle
     t0=$(stamp now)
     L=400 start_vmm "$name" "$@"
     host_tap kd0 10.78.0.1 > /dev/null 2>&1

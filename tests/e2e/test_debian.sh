@@ -49,6 +49,7 @@ wait_for 30 test -b /dev/vda || { echo "H: NO-VDA: the image disk (rig.py --driv
 # wait for the report unit's state line; "H: NAME-RUNNING <s since launch>".
 boot() {
     local name=$1 test=$2 t0; shift 2
+    host_settle
     t0=$(stamp now)
     start_vmm "$name" kestrel --kernel $K --initrd $I --memory 1G --disk path=/dev/vda \
         --net tap=kd0 "$@" --cmdline "$CMD kestrel.test=$test kestrel.token=$name-$TOK"
