@@ -55,19 +55,20 @@ wait_for 30 test -b /dev/vda || { echo "H: NO-VDA: the image disk (rig.py --driv
 
 # one NAME CMD...: boot, time launch -> MULTI-USER line and launch -> exit.
 one() {
-    local name=$1 t0 mu=n/a n=0; shift
+    local name=$1 t0 mu=n/a thp=n/a n=0; shift
     host_settle
     t0=$(stamp now)
     L=400 start_vmm "$name" "$@"
     host_tap kd0 10.78.0.1 > /dev/null 2>&1
     while kill -0 "$VP" 2> /dev/null && [ $n -lt 2000 ]; do
         if grep -qF "KDEB: MULTI-USER" "$RIG_WORK/$name.out" 2> /dev/null; then
-            mu=$(awk "BEGIN{printf \"%.1f\", $(stamp now) - $t0}"); break
+            mu=$(awk "BEGIN{printf \"%.1f\", $(stamp now) - $t0}")
+            thp=$(awk '/AnonHugePages/ {print $2 / 1024}' /proc/meminfo); break
         fi
         usleep 200000; n=$((n + 1))
     done
     wait $VP
-    echo "H: BENCH $name mu-wall=$mu exit-wall=$(awk "BEGIN{printf \"%.1f\", $(stamp now) - $t0}")"
+    echo "H: BENCH $name mu-wall=$mu thp-mib=$thp exit-wall=$(awk "BEGIN{printf \"%.1f\", $(stamp now) - $t0}")"
 }
 for r in $(seq $ROUNDS); do
     one kestrel-pci-$r $KEST --transport pci --cmdline "$C"
@@ -90,16 +91,16 @@ kv() {
         tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {v = $2} END {print (v == "" || v == "?") ? "n/a" : v}'
 }
 median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -n | awk '{a[NR]=$1} END {print NR ? (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) : "n/a"}'; }
-printf '%-14s %8s %8s %11s %14s %10s %s\n' vmm /init systemd multi-user launch-to-mu launch-to-exit "exit statuses"
+printf '%-14s %8s %8s %11s %14s %14s %9s %s\n' vmm /init systemd multi-user launch-to-mu launch-to-exit thp-MiB "exit statuses"
 for v in kestrel-pci qemu-q35 kestrel-mmio qemu-microvm; do
     row=()
-    for key in run-init systemd multi-user mu-wall exit-wall; do
+    for key in run-init systemd multi-user mu-wall exit-wall thp-mib; do
         vals=""; for r in $(seq "$ROUNDS"); do vals="$vals $(kv "$v-$r" "$key")"; done
         row+=("$(median <<< "$vals")")
         echo "$v $key:$vals" >> "$work/all"
     done
     sts=""; for r in $(seq "$ROUNDS"); do sts="$sts$(rec_status "$v-$r") "; done
-    printf '%-14s %8s %8s %11s %14s %10s %s\n' "$v" "${row[@]}" "$sts"
+    printf '%-14s %8s %8s %11s %14s %14s %9s %s\n' "$v" "${row[@]}" "$sts"
 done
 echo "# every run:"; sed 's/^/#   /' "$work/all"
 echo "# run dir: $RUN_DIR"

@@ -120,9 +120,10 @@ start_vmm() {
     wait_for 30 pidof "$prog" && KP=$(pidof "$prog")
 }
 # host_settle: give the next VM the same start as the last: write back and drop the page
-# cache and compact free memory. A guest booted right after another one in the same test
-# host was seen taking 5x longer to unpack its kernel and initramfs (first touches of its
-# RAM: 4 KiB pages instead of huge pages, each fault a nested exit emulated by TCG).
+# cache and compact free memory. A 1 GiB guest booted right after another one in the same
+# test host was seen taking 5x longer to unpack its kernel and initramfs, which first-touch
+# most of its RAM (suspected: fragmented memory gives 4 KiB pages instead of huge pages,
+# and every one of those faults is a nested exit emulated by TCG).
 host_settle() {
     sync
     echo 3 > /proc/sys/vm/drop_caches
