@@ -120,10 +120,11 @@ start_vmm() {
     wait_for 30 pidof "$prog" && KP=$(pidof "$prog")
 }
 # host_settle: give the next VM the same start as the last: write back and drop the page
-# cache and compact free memory. A 1 GiB guest booted right after another one in the same
-# test host was seen taking 5x longer to unpack its kernel and initramfs, which first-touch
-# most of its RAM (suspected: fragmented memory gives 4 KiB pages instead of huge pages,
-# and every one of those faults is a nested exit emulated by TCG).
+# cache and compact free memory. A 1 GiB guest booted after another one in the same test
+# host was seen taking up to 5x longer to unpack its kernel and initramfs (which first-touch
+# most of its RAM). Fragmented memory (4 KiB pages instead of huge ones) was the suspect,
+# but with this settling the slow runs remain (~1 in 4) with as much AnonHugePages as the
+# fast ones: treat it as the nested host's noise, and compare medians.
 host_settle() {
     sync
     echo 3 > /proc/sys/vm/drop_caches
