@@ -7,7 +7,11 @@ kernel with kvm-amd loaded. The scenario (a shell script) runs inside it and can
 kestrel or QEMU with -accel kvm; tests/e2e/rig-lib.sh gives it helpers (run_vmm, ...).
 
   rig.py run --scenario FILE [--kestrel PATH] [--timeout S] [--mem 3G] [--out DIR]
-             [--env KEY=VALUE]... [--interactive]
+             [--env KEY=VALUE]... [--file SRC:DEST]... [--drive FILE]... [--interactive]
+
+--drive attaches FILE to the test host as a raw virtio-blk disk (/dev/vda, /dev/vdb, ...
+in order): the way in for images too big for the per-run initramfs. The host writes to
+FILE, so pass a per-run copy.
 
 Results land in DIR (default guest-images/out/runs/<time>): console.log (test host
 serial console), results.raw (second serial port), records/<name>/{status,time,stdout,
@@ -183,6 +187,10 @@ def cmd_run(a):
     if not os.path.isfile(a.scenario):
         log("no such scenario: %s" % a.scenario)
         return 2
+    for drive in a.drive:
+        if not os.path.isfile(drive) or not os.access(drive, os.R_OK | os.W_OK):
+            log("--drive: not a readable and writable file: %s" % drive)
+            return 2
     if a.kestrel and not os.access(a.kestrel, os.X_OK):
         log("kestrel binary not found or not executable: %s" % a.kestrel)
         return 2
@@ -212,6 +220,11 @@ def cmd_run(a):
         qemu += ["-serial", "mon:stdio", "-serial", "file:" + raw]
     else:
         qemu += ["-serial", "file:" + console, "-serial", "file:" + raw]
+    for i, drive in enumerate(a.drive):
+        # cache=unsafe: the file is a per-run copy, and the test host's flushes would
+        # otherwise each cost a host fsync.
+        qemu += ["-drive", "file=%s,format=raw,if=none,id=drive%d,cache=unsafe" % (drive, i),
+                 "-device", "virtio-blk-pci,drive=drive%d" % i]
     hb_sock = os.path.join(run_dir, "heartbeat.sock")
     if os.path.exists(hb_sock):
         os.remove(hb_sock)
@@ -263,6 +276,8 @@ def main():
     r.add_argument("--out", help="run directory (default guest-images/out/runs/<time>)")
     r.add_argument("--file", action="append", default=[], metavar="SRC:DEST",
                    help="copy SRC into the test host at DEST (default /files/NAME)")
+    r.add_argument("--drive", action="append", default=[], metavar="FILE",
+                   help="attach FILE as a raw virtio-blk disk of the test host (vda, vdb, ...)")
     r.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="variable for the scenario (in /etc/rig.env)")
     r.add_argument("--interactive", action="store_true",
