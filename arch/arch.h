@@ -4,7 +4,8 @@
  * nothing of virtio or of struct vm, and vmm/ nothing of CPUID, boot_params or device trees.
  *
  * Order of calls: arch_check_kvm, arch_vm_create (after KVM_CREATE_VM), arch_ram_layout,
- * arch_vcpu_init per vCPU, then arch_boot once the devices exist, then arch_vm_destroy.
+ * arch_vcpu_init per vCPU, arch_vcpus_created, then arch_boot once the devices exist, then
+ * arch_vm_destroy.
  */
 #ifndef KESTREL_ARCH_H
 #define KESTREL_ARCH_H
@@ -25,6 +26,7 @@ struct arch_layout {
 	uint64_t virtio_mmio_base, virtio_mmio_slot; /* device n at base + n * slot */
 	unsigned int virtio_mmio_max;
 	size_t cmdline_max; /* bytes, including the terminating NUL */
+	bool msi_devid;	    /* MSI routes carry the requester ID (an ITS translates by it) */
 };
 
 extern const struct arch_layout arch_layout;
@@ -33,6 +35,9 @@ extern const struct arch_layout arch_layout;
 uint32_t arch_virtio_mmio_irq(unsigned int index);
 /* The interrupt (GSI) of a PCI slot's INTA line, level-triggered. */
 uint32_t arch_pci_intx_irq(unsigned int slot);
+
+/* KVM_IRQ_LINE's irq field for an interrupt (GSI) vmm/ wired a device to. */
+uint32_t arch_irq_line_arg(uint32_t gsi);
 
 /* Checks the KVM capabilities kestrel relies on; names the first one missing. */
 int arch_check_kvm(int kvm_fd, struct kerr *err);
@@ -49,6 +54,12 @@ int arch_ram_layout(uint64_t ram_size, struct guest_mem_region *out, int max);
 
 /* Per-vCPU state every vCPU needs before it first runs. */
 int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned int id, struct kerr *err);
+
+/*
+ * Every vCPU exists: finish what needs them all (arm64's vGIC). Before any device: KVM then
+ * resets the interrupt routing table, which the devices fill afterwards.
+ */
+int arch_vcpus_created(struct arch_vm *a, struct kerr *err);
 
 /*
  * The interrupt controller's default routes, which a full KVM_SET_GSI_ROUTING table must
@@ -74,10 +85,13 @@ struct arch_boot {
 	const uint8_t *initrd; /* may be NULL */
 	size_t initrd_len;
 	const char *cmdline;
+	bool power_button; /* out: the guest was told of a power button (platform_power_button) */
+	uint8_t *dtb;	   /* out: the device tree the guest got (arm64), or NULL; caller frees */
+	size_t dtb_len;
 };
 
 /* Loads the kernel and initrd, describes the machine to the guest, sets the boot vCPU's entry. */
-int arch_boot(struct arch_vm *a, const struct guest_mem *gm, const struct arch_boot *b,
-	      int boot_vcpu_fd, struct kerr *err);
+int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b, int boot_vcpu_fd,
+	      struct kerr *err);
 
 #endif

@@ -16,11 +16,14 @@ PROGS=("strace /usr/bin/strace" "socat /usr/bin/socat")
 case $GI_ARCH in
 amd64)
     need_pkgs busybox-static cpio qemu-system-x86 strace socat
-    HOST_MODULES=(kvm ccp irqbypass kvm-amd tun tap vhost_iotlb vhost vhost_net)
+    # virtio_pci + virtio_blk: disks the rig attaches with --drive (the Debian image) show up
+    # as /dev/vda...; without a --drive they find no device and cost nothing.
+    HOST_MODULES=(kvm ccp irqbypass kvm-amd tun tap vhost_iotlb vhost vhost_net virtio_pci virtio_blk)
     PROGS+=("qemu-system-x86 /usr/bin/qemu-system-x86_64")
     # What `-kernel` boot with -nodefaults reads (found with strace -e openat).
     QEMU_DATA=(/usr/share/seabios/bios-256k.bin /usr/share/qemu/linuxboot_dma.bin
-        /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin)  # pvh.bin: ELF (PVH) -kernel
+        /usr/share/qemu/kvmvapic.bin /usr/share/qemu/pvh.bin  # pvh.bin: ELF (PVH) -kernel
+        /usr/share/qemu/bios-microvm.bin)                     # -M microvm (qboot)
     ;;
 arm64)
     need_pkgs busybox-static cpio qemu-system-arm strace socat binutils
@@ -41,7 +44,12 @@ INPUTS=("$KROOT/.stamp" "$GI_DIR/build-testhost.sh" "$GI_DIR/lib.sh" "$GI_DIR/fi
     "$(command -v strace)" "$(command -v socat)")
 [ "$GI_ARCH" = arm64 ] && INPUTS+=("$OUT/debs")   # a new package version adds a folder there
 
-if stale "$OUT/host-initramfs.cpio" "${INPUTS[@]}"; then
+# What goes in, by content: the image is shared by every checkout using this out/ folder,
+# and a checkout whose script is older by mtime would otherwise keep another's image.
+MANIFEST="modules: ${HOST_MODULES[*]}; qemu data: ${QEMU_DATA[*]}; host-init: $(md5sum < "$GI_DIR/files/host-init")"
+
+if stale "$OUT/host-initramfs.cpio" "${INPUTS[@]}" ||
+    [ "$(cat "$OUT/host-initramfs.manifest" 2>/dev/null)" != "$MANIFEST" ]; then
     st=$OUT/stage-host; rm -rf "$st"
     mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,proc,sys,dev,tmp,run,etc,root,images,lib/modules}
     cp "$BUSYBOX" "$st/bin/busybox"
@@ -81,6 +89,7 @@ ENV
     cp "$OUT/vmlinuz" "$OUT/guest-initramfs.cpio.gz" "$OUT/guest-disk.ext4" "$st/images/"
     [ -f "$OUT/vmlinux" ] && [ "$GI_ARCH" = amd64 ] && cp "$OUT/vmlinux" "$st/images/"
     pack_cpio "$st" "$OUT/host-initramfs.cpio"
+    echo "$MANIFEST" > "$OUT/host-initramfs.manifest"
     rm -rf "$st"
     log "host-initramfs.cpio ($(du -h "$OUT/host-initramfs.cpio" | cut -f1)) with $KPKG $KVER_PKG"
 fi

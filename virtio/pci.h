@@ -34,13 +34,15 @@ struct virtio_pci_platform {
 	void *opaque;
 	/* Bind (assign) or unbind efd to guest writes at MMIO address addr, any width. */
 	int (*ioeventfd)(void *opaque, int efd, uint64_t addr, bool assign, struct kerr *err);
-	/* A new MSI GSI route (no message yet); returns the GSI in *gsi. */
-	int (*msi_route_add)(void *opaque, uint32_t *gsi, struct kerr *err);
+	/* A new MSI GSI route (no message yet) for MSIs from requester ID devid; the GSI in *gsi.
+	 */
+	int (*msi_route_add)(void *opaque, uint32_t devid, uint32_t *gsi, struct kerr *err);
 	int (*msi_route_set)(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data,
 			     struct kerr *err);
 	/* Attach (assign) or detach efd as the irqfd that injects gsi. */
 	int (*irqfd)(void *opaque, int efd, uint32_t gsi, bool assign, struct kerr *err);
 	struct event_loop *loop;
+	uint32_t msi_devid; /* the function's requester ID (bus << 8 | devfn) */
 };
 
 /*

@@ -183,7 +183,7 @@ int vpci_setup_vectors(struct virtio_pci *vp, struct kerr *err)
 							on_masked_signal, v};
 		if (v->masked_poll.fd < 0)
 			return kerr_set(err, "eventfd: %s", strerror(errno));
-		if (vp->plat.msi_route_add(vp->plat.opaque, &v->gsi, err) ||
+		if (vp->plat.msi_route_add(vp->plat.opaque, vp->plat.msi_devid, &v->gsi, err) ||
 		    event_loop_add(vp->core.loop, &v->masked_poll, EPOLLIN, err))
 			return -1;
 	}

@@ -86,7 +86,10 @@ const char *virtq_strerror(enum virtq_error e)
 
 void virtq_reset(struct virtqueue *vq)
 {
+	struct virtq_stats stats = vq->stats;
+
 	memset(vq, 0, sizeof(*vq));
+	vq->stats = stats;
 }
 
 static int setup_fail(struct virtqueue *vq, struct kerr *err, const char *what, uint64_t gpa,
@@ -266,6 +269,7 @@ int virtq_pop(struct virtqueue *vq, struct virtq_chain *chain)
 
 	vq->last_avail_idx++;
 	vq->inflight++;
+	vq->stats.bytes_read += chain->readable_bytes;
 	/* Keep asking for the next kick while kicks are wanted (see virtq_enable_notify). */
 	if (vq->event_idx && vq->notify_enabled)
 		st16(avail_event_ptr(vq), vq->last_avail_idx);
@@ -297,6 +301,8 @@ int virtq_push(struct virtqueue *vq, uint16_t head, uint32_t written_len)
 	st16_release(&vq->used->idx, vq->used_idx);
 	vq->inflight--;
 	vq->unsignalled++;
+	vq->stats.requests++;
+	vq->stats.bytes_written += written_len;
 	return 0;
 }
 

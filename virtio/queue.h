@@ -50,6 +50,19 @@ enum virtq_error {
 	VIRTQ_ERR__COUNT
 };
 
+/*
+ * What went through a queue since kestrel started (kept across resets), for `kestrel -v`.
+ * Updated by the queue's owner; kicks and interrupts that vhost handles in the kernel are not
+ * seen here.
+ */
+struct virtq_stats {
+	uint64_t kicks;		/* driver notifications that reached the device */
+	uint64_t interrupts;	/* notifications sent to the driver */
+	uint64_t requests;	/* chains returned as used */
+	uint64_t bytes_read;	/* readable bytes of the chains popped (driver -> device) */
+	uint64_t bytes_written; /* bytes written into used chains (device -> driver) */
+};
+
 struct virtqueue {
 	/* Set by virtq_setup() (transport, queue not enabled); read-only while ready. */
 	uint16_t size; /* power of 2, 1..VIRTQ_MAX_SIZE */
@@ -74,6 +87,7 @@ struct virtqueue {
 
 	enum virtq_error last_error;
 	uint64_t errors[VIRTQ_ERR__COUNT];
+	struct virtq_stats stats; /* not cleared by virtq_reset */
 };
 
 struct virtq_seg {
@@ -109,7 +123,7 @@ int virtq_setup(struct virtqueue *vq, const struct guest_mem *mem, unsigned int 
 		uint64_t desc_gpa, uint64_t avail_gpa, uint64_t used_gpa, uint64_t features,
 		struct kerr *err);
 
-/* Back to the state of a zeroed struct: not ready, counters cleared. */
+/* Back to the state of a zeroed struct: not ready, error counters cleared (stats kept). */
 void virtq_reset(struct virtqueue *vq);
 
 /*

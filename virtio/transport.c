@@ -41,8 +41,10 @@ static void on_kick(void *opaque, uint32_t events)
 	(void)events;
 	if (read(k->h.fd, &v, sizeof(v)) < 0)
 		return;
-	if (vt_queue_live(t, k->index))
+	if (vt_queue_live(t, k->index)) {
+		t->dev->vqs[k->index].stats.kicks++;
 		t->dev->ops->queue_notify(t->dev, k->index);
+	}
 }
 
 static int setup_kicks(struct virtio_transport *t, struct kerr *err)

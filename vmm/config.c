@@ -41,8 +41,9 @@ const char *config_usage(void)
 	       "                    before kestrel stops it (default: 30)\n"
 	       "  --mmio-cmdline    also declare virtio-mmio devices on the kernel command line\n"
 	       "                    (virtio_mmio.device=...), for kernels without ACPI\n"
+	       "  --dump-dtb FILE   also write the guest's device tree to FILE (arm64)\n"
 	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
-	       "  -v, --verbose     log start-up timing and exits to stderr\n"
+	       "  -v, --verbose     log start-up timing to stderr, and device counters at exit\n"
 	       "  -h, --help        this text\n"
 	       "  --version         print the version\n"
 	       "See docs/cli.md for exit statuses and the debug-exit port.\n";
@@ -120,6 +121,7 @@ enum {
 	OPT_SECCOMP,
 	OPT_TRANSPORT,
 	OPT_MMIO_CMDLINE,
+	OPT_DUMP_DTB,
 	OPT_ACPI,
 	OPT_SHUTDOWN_TIMEOUT,
 };
@@ -396,6 +398,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"seccomp", required_argument, NULL, OPT_SECCOMP},
 	    {"transport", required_argument, NULL, OPT_TRANSPORT},
 	    {"mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
+	    {"dump-dtb", required_argument, NULL, OPT_DUMP_DTB},
 	    {"acpi", required_argument, NULL, OPT_ACPI},
 	    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
 	    {NULL, 0, NULL, 0},
@@ -485,6 +488,9 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 			break;
 		case OPT_MMIO_CMDLINE:
 			cfg->mmio_cmdline = true;
+			break;
+		case OPT_DUMP_DTB:
+			cfg->dump_dtb = optarg;
 			break;
 		case OPT_TRANSPORT:
 			if (parse_transport("--transport", optarg, &cfg->transport, err))

@@ -42,3 +42,14 @@ fail:
 	close(fd);
 	return -1;
 }
+
+int kvm_check_caps(int kvm_fd, const struct kvm_cap_need *caps, size_t n, struct kerr *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
+			return kerr_set(err,
+					"this host's KVM lacks %s, which kestrel needs "
+					"(a newer host kernel has it)",
+					caps[i].name);
+	return 0;
+}

@@ -41,18 +41,23 @@ static struct kvm_irq_routing_entry *find(struct irq_router *r, uint32_t gsi)
 	return NULL;
 }
 
+/* Keeps the entry's requester ID: it belongs to the function, not to what the guest wrote. */
 static void fill_msi(struct kvm_irq_routing_entry *e, uint32_t gsi, uint64_t addr, uint32_t data)
 {
+	uint32_t flags = e->flags, devid = e->u.msi.devid;
+
 	memset(e, 0, sizeof(*e));
 	e->gsi = gsi;
 	e->type = KVM_IRQ_ROUTING_MSI;
+	e->flags = flags;
 	e->u.msi.address_lo = (uint32_t)addr;
 	e->u.msi.address_hi = (uint32_t)(addr >> 32);
 	e->u.msi.data = data;
+	e->u.msi.devid = devid;
 }
 
-int irq_router_add_msi(struct irq_router *r, uint64_t addr, uint32_t data, uint32_t *gsi,
-		       struct kerr *err)
+int irq_router_add_msi(struct irq_router *r, uint32_t devid, uint64_t addr, uint32_t data,
+		       uint32_t *gsi, struct kerr *err)
 {
 	int rc;
 
@@ -62,6 +67,11 @@ int irq_router_add_msi(struct irq_router *r, uint64_t addr, uint32_t data, uint3
 		return kerr_set(err, "GSI routing table full");
 	}
 	*gsi = r->next_gsi++;
+	memset(&r->entries[r->nr], 0, sizeof(r->entries[0]));
+	if (arch_layout.msi_devid) {
+		r->entries[r->nr].flags = KVM_MSI_VALID_DEVID;
+		r->entries[r->nr].u.msi.devid = devid;
+	}
 	fill_msi(&r->entries[r->nr++], *gsi, addr, data);
 	rc = commit(r, err);
 	pthread_mutex_unlock(&r->lock);

@@ -25,9 +25,12 @@ struct irq_router {
 
 /* Installs the irqchip's default routes (arch-provided) and makes the table current. */
 int irq_router_init(struct irq_router *r, int vm_fd, struct kerr *err);
-/* Allocates a GSI routed as an MSI with this address/data; commits the table. */
-int irq_router_add_msi(struct irq_router *r, uint64_t addr, uint32_t data, uint32_t *gsi,
-		       struct kerr *err);
+/*
+ * Allocates a GSI routed as an MSI with this address/data from requester ID devid (passed to
+ * KVM where the architecture's MSI controller needs it, arch_layout.msi_devid); commits.
+ */
+int irq_router_add_msi(struct irq_router *r, uint32_t devid, uint64_t addr, uint32_t data,
+		       uint32_t *gsi, struct kerr *err);
 int irq_router_set_msi(struct irq_router *r, uint32_t gsi, uint64_t addr, uint32_t data,
 		       struct kerr *err);
 

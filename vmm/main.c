@@ -2,8 +2,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vmm/config.h"
+#include "vmm/device_report.h"
 #include "vmm/platform.h"
 #include "vmm/seccomp.h"
 #include "vmm/terminal.h"
@@ -80,6 +82,8 @@ int main(int argc, char **argv)
 		status = vm_wait(&vm);
 	}
 	terminal_restore(&term);
+	if (cfg.verbose)
+		device_report(&vm, STDERR_FILENO);
 	fprintf(stderr, "\nkestrel: %s (exit status %d)\n", vm.exit_reason, status);
 	vm_destroy(&vm);
 	config_free(&cfg);

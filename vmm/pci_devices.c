@@ -24,11 +24,11 @@ static int plat_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, str
 			     assign, err);
 }
 
-static int plat_msi_route_add(void *opaque, uint32_t *gsi, struct kerr *err)
+static int plat_msi_route_add(void *opaque, uint32_t devid, uint32_t *gsi, struct kerr *err)
 {
 	struct vm *vm = opaque;
 
-	return irq_router_add_msi(&vm->pci.router, 0, 0, gsi, err);
+	return irq_router_add_msi(&vm->pci.router, devid, 0, 0, gsi, err);
 }
 
 static int plat_irqfd(void *opaque, int efd, uint32_t gsi, bool assign, struct kerr *err)
@@ -44,11 +44,6 @@ static int plat_msi_route_set(void *opaque, uint32_t gsi, uint64_t addr, uint32_
 	struct vm *vm = opaque;
 
 	return irq_router_set_msi(&vm->pci.router, gsi, addr, data, err);
-}
-
-static void intx_set(void *opaque, unsigned int irq, int level)
-{
-	vm_irq_line(opaque, irq, level);
 }
 
 static void pci_reset(void *opaque)
@@ -124,9 +119,11 @@ static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct kerr *er
 	int slot;
 
 	pd->devs[pd->nr] = dev;
-	/* The slot decides the INTx pin, so pick it first: the next free one. */
+	/* The slot decides the INTx pin and the requester ID, so pick it first: the next free
+	 * one (bus 0, function 0). */
 	slot = (int)pd->nr + 1;
-	struct irq_line intx = {intx_set, vm, arch_pci_intx_irq((unsigned int)slot)};
+	plat.msi_devid = (uint32_t)slot << 3;
+	struct irq_line intx = vm_irq(vm, arch_pci_intx_irq((unsigned int)slot));
 	if (virtio_pci_create(&vp, dev, &plat, intx, err))
 		return -1;
 	pd->vps[pd->nr++] = vp;

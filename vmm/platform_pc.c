@@ -24,33 +24,18 @@ struct platform {
 	struct acpi_pm pm; /* sleep/reset registers and the power button (with ACPI) */
 };
 
-static void irq_set(void *opaque, unsigned int irq, int level)
-{
-	vm_irq_line(opaque, irq, level);
-}
-
-static void ctl_request_exit(void *opaque, int status, const char *reason)
-{
-	vm_request_exit(opaque, status, "%s", reason);
-}
-
-static double ctl_elapsed_ms(void *opaque)
-{
-	return vm_elapsed_ms(opaque);
-}
-
 int platform_create(struct platform **out, struct vm *vm, struct kerr *err)
 {
-	struct vm_control ctl = {ctl_request_exit, ctl_elapsed_ms, vm};
+	struct vm_control ctl = vm_control(vm);
 	struct platform *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return kerr_set(err, "out of memory");
-	uart_init(&p->uart, STDOUT_FILENO, (struct irq_line){irq_set, vm, UART_COM1_IRQ});
+	uart_init(&p->uart, STDOUT_FILENO, vm_irq(vm, UART_COM1_IRQ));
 	i8042_init(&p->i8042, ctl);
 	debug_port_init(&p->debug, ctl, STDERR_FILENO);
 	cmos_rtc_init(&p->rtc);
-	acpi_pm_init(&p->pm, ctl, (struct irq_line){irq_set, vm, X86_ACPI_GED_GSI});
+	acpi_pm_init(&p->pm, ctl, vm_irq(vm, X86_ACPI_GED_GSI));
 	*out = p;
 	if (io_bus_register(&vm->pio, X86_ACPI_PM_PORT, ACPI_PM_LEN, acpi_pm_io, &p->pm, "acpi-pm",
 			    err) ||

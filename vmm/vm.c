@@ -45,9 +45,34 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 
 int vm_irq_line(struct vm *vm, unsigned int irq, int level)
 {
-	struct kvm_irq_level l = {.irq = irq, .level = (uint32_t)level};
+	struct kvm_irq_level l = {.irq = arch_irq_line_arg(irq), .level = (uint32_t)level};
 
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+static void irq_set(void *opaque, unsigned int irq, int level)
+{
+	vm_irq_line(opaque, irq, level);
+}
+
+struct irq_line vm_irq(struct vm *vm, unsigned int irq)
+{
+	return (struct irq_line){irq_set, vm, irq};
+}
+
+static void ctl_request_exit(void *opaque, int status, const char *reason)
+{
+	vm_request_exit(opaque, status, "%s", reason);
+}
+
+static double ctl_elapsed_ms(void *opaque)
+{
+	return vm_elapsed_ms(opaque);
+}
+
+struct vm_control vm_control(struct vm *vm)
+{
+	return (struct vm_control){ctl_request_exit, ctl_elapsed_ms, vm};
 }
 
 static int map_memory(struct vm *vm, uint64_t size, struct kerr *err)
@@ -119,20 +144,42 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		return kerr_set(err, "KVM_CREATE_VM: %s", strerror(errno));
+	/* vCPUs before devices: arch_vcpus_created may reset what devices set up in KVM. */
 	if (arch_vm_create(&vm->arch, vm->kvm_fd, vm->vm_fd, vm->nr_cpus, err) ||
-	    map_memory(vm, cfg->memory, err) || event_loop_init(&vm->loop, err) ||
-	    platform_create(&vm->platform, vm, err) || pci_devices_create(vm, cfg, err) ||
-	    create_vcpus(vm, err))
+	    map_memory(vm, cfg->memory, err) || create_vcpus(vm, err) ||
+	    arch_vcpus_created(vm->arch, err) || event_loop_init(&vm->loop, err) ||
+	    platform_create(&vm->platform, vm, err) || pci_devices_create(vm, cfg, err))
 		return -1;
 	return 0;
 }
 
 bool vm_power_button(struct vm *vm)
 {
-	if (!vm->acpi)
+	if (!vm->power_button)
 		return false;
 	platform_power_button(vm->platform);
 	return true;
+}
+
+/* --dump-dtb: the blob as the guest got it, for `dtc -I dtb`. */
+static int dump_dtb(const char *path, const uint8_t *dtb, size_t len, struct kerr *err)
+{
+	FILE *f;
+
+	if (!dtb)
+		return kerr_set(err,
+				"--dump-dtb: this architecture describes the machine with ACPI "
+				"tables, not a device tree");
+	f = fopen(path, "wb");
+	if (!f)
+		return kerr_set(err, "--dump-dtb %s: %s", path, strerror(errno));
+	if (fwrite(dtb, 1, len, f) != len) {
+		fclose(f);
+		return kerr_set(err, "--dump-dtb %s: write failed", path);
+	}
+	if (fclose(f))
+		return kerr_set(err, "--dump-dtb %s: %s", path, strerror(errno));
+	return 0;
 }
 
 int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
@@ -164,8 +211,7 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 			goto out;
 		}
 	}
-	vm->acpi = cfg->acpi == ACPI_ON || (cfg->acpi == ACPI_AUTO && vm->pci.nr_mmio > 0);
-	b.acpi = vm->acpi;
+	b.acpi = cfg->acpi == ACPI_ON || (cfg->acpi == ACPI_AUTO && vm->pci.nr_mmio > 0);
 
 	if (file_map_open(&kernel, cfg->kernel_path, "kernel", err))
 		goto out;
@@ -176,6 +222,10 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	b.initrd = initrd.data;
 	b.initrd_len = initrd.len;
 	rc = arch_boot(vm->arch, &vm->mem, &b, vm->vcpus[0].fd, err);
+	vm->power_button = b.power_button;
+	if (rc == 0 && cfg->dump_dtb)
+		rc = dump_dtb(cfg->dump_dtb, b.dtb, b.dtb_len, err);
+	free(b.dtb);
 out:
 	file_map_close(&initrd);
 	file_map_close(&kernel);

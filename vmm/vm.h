@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "devices/irq.h"
+#include "devices/vm_control.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
 #include "vmm/event_loop.h"
@@ -32,7 +34,7 @@ struct vcpu;
 struct arch_vm;
 struct platform;
 
-/* Presses the ACPI power button; false when the guest has no ACPI (nothing to press). */
+/* Presses the guest's power button; false when it has none (e.g. --acpi off on x86). */
 bool vm_power_button(struct vm *vm);
 
 struct vm {
@@ -50,7 +52,7 @@ struct vm {
 
 	struct arch_vm *arch;	   /* the architecture's part (arch/arch.h) */
 	struct platform *platform; /* the devices every guest gets (vmm/platform.h) */
-	bool acpi;		   /* ACPI tables describe the machine (vm_load_kernel decides) */
+	bool power_button;	   /* the guest knows a power button (vm_load_kernel) */
 	struct pci_devices pci;	   /* the PCI bus and the virtio devices on it */
 
 	/* How the VM ends: the first vm_request_exit() wins; later calls are ignored. */
@@ -74,6 +76,10 @@ void vm_request_exit(struct vm *vm, int status, const char *fmt, ...)
 
 /* Raises or lowers a line on the in-kernel interrupt controller. */
 int vm_irq_line(struct vm *vm, unsigned int irq, int level);
+
+/* What a device gets instead of the VM: its interrupt line, and a way to end the VM. */
+struct irq_line vm_irq(struct vm *vm, unsigned int irq);
+struct vm_control vm_control(struct vm *vm);
 
 /* Milliseconds since process start. */
 double vm_elapsed_ms(const struct vm *vm);

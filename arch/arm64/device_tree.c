@@ -219,7 +219,7 @@ static void platform(struct writer *w, const struct arm64_fdt_desc *d)
 	end(w);
 
 	if (d->power_key) {
-		uint32_t gpios[] = {PH_GPIO, 3, 0}; /* line 3, active high */
+		uint32_t gpios[] = {PH_GPIO, ARM64_GPIO_POWER_KEY, 0}; /* active high */
 		primecell(w, "pl061", pl061, sizeof(pl061), ARM64_GPIO_BASE, ARM64_GPIO_SIZE,
 			  ARM64_SPI_GPIO);
 		prop(w, "gpio-controller", NULL, 0);

@@ -24,6 +24,7 @@ const struct arch_layout arch_layout = {
     .virtio_mmio_slot = X86_VIRTIO_MMIO_SLOT,
     .virtio_mmio_max = X86_VIRTIO_MMIO_MAX,
     .cmdline_max = X86_CMDLINE_MAX,
+    .msi_devid = false,
 };
 
 uint32_t arch_virtio_mmio_irq(unsigned int index)
@@ -34,6 +35,12 @@ uint32_t arch_virtio_mmio_irq(unsigned int index)
 uint32_t arch_pci_intx_irq(unsigned int slot)
 {
 	return x86_pci_intx_gsi(slot);
+}
+
+/* The in-kernel PIC/IOAPIC take the GSI itself. */
+uint32_t arch_irq_line_arg(uint32_t gsi)
+{
+	return gsi;
 }
 
 int arch_check_kvm(int kvm_fd, struct kerr *err)
@@ -86,6 +93,12 @@ int arch_vcpu_init(struct arch_vm *a, int vcpu_fd, unsigned int id, struct kerr 
 	return x86_vcpu_init(vcpu_fd, id, a->nr_cpus, a->cpuid, err);
 }
 
+int arch_vcpus_created(struct arch_vm *a, struct kerr *err)
+{
+	(void)a, (void)err;
+	return 0;
+}
+
 unsigned int arch_default_gsi_routes(struct kvm_irq_routing_entry *e, unsigned int max,
 				     uint32_t *next_gsi)
 {
@@ -127,8 +140,8 @@ static int write_acpi(const struct guest_mem *gm, const struct arch_boot *b, uin
 	return x86_write_acpi(gm, &d, rsdp, err);
 }
 
-int arch_boot(struct arch_vm *a, const struct guest_mem *gm, const struct arch_boot *b,
-	      int boot_vcpu_fd, struct kerr *err)
+int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b, int boot_vcpu_fd,
+	      struct kerr *err)
 {
 	uint64_t rsdp = 0;
 	struct x86_boot boot;
@@ -136,6 +149,7 @@ int arch_boot(struct arch_vm *a, const struct guest_mem *gm, const struct arch_b
 	(void)a;
 	if (b->acpi && write_acpi(gm, b, &rsdp, err))
 		return -1;
+	b->power_button = b->acpi; /* the GED's, in the DSDT */
 	struct x86_boot_config bc = {
 	    .kernel = b->kernel,
 	    .kernel_len = b->kernel_len,

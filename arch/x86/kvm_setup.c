@@ -6,15 +6,11 @@
 #include <sys/ioctl.h>
 
 #include "arch/x86/layout.h"
-
-struct needed_cap {
-	int cap;
-	const char *name;
-};
+#include "vmm/kvm_dev.h"
 
 int x86_check_kvm(int kvm_fd, struct kerr *err)
 {
-	static const struct needed_cap caps[] = {
+	static const struct kvm_cap_need caps[] = {
 	    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
 	    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
 	    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
@@ -26,13 +22,7 @@ int x86_check_kvm(int kvm_fd, struct kerr *err)
 	    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
 	};
 
-	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
-		if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
-			return kerr_set(err,
-					"this host's KVM lacks %s, which kestrel needs "
-					"(a newer host kernel has it)",
-					caps[i].name);
-	return 0;
+	return kvm_check_caps(kvm_fd, caps, sizeof(caps) / sizeof(caps[0]), err);
 }
 
 int x86_vm_init(int vm_fd, struct kerr *err)

@@ -25,6 +25,20 @@ rig_run() {
     python3 "$E2E_DIR/rig.py" run --scenario "$scenario" --out "$RUN_DIR" "$@" >/dev/null
 }
 
+# debian_image WORKDIR: build or reuse the Debian system (guest-images/build-debian.sh) and
+# put a per-run copy of its root image in WORKDIR (reflink or sparse: the runs write to it,
+# the cached image stays as built). Sets DEB_DISK (the copy) and DEB_RIG_ARGS, the rig.py
+# options that hand the test host its kernel and initrd (/files/debian-vmlinuz,
+# /files/debian-initrd.img) and the copy as its /dev/vda.
+debian_image() {
+    local images=${KESTREL_IMAGES_OUT:-$REPO_ROOT/guest-images/out}
+    bash "$REPO_ROOT/guest-images/build-debian.sh" > /dev/null || return 1
+    DEB_DISK=$1/debian-root.ext4
+    cp --reflink=auto --sparse=always "$images/debian-root.ext4" "$DEB_DISK" || return 1
+    DEB_RIG_ARGS=(--file "$images/debian-vmlinuz:/files/debian-vmlinuz"
+        --file "$images/debian-initrd.img:/files/debian-initrd.img" --drive "$DEB_DISK")
+}
+
 # Record accessors: rec_status NAME, rec_out NAME (stdout), rec_err NAME, rec_time NAME.
 rec_dir() { echo "$RUN_DIR/records/$1"; }
 has_rec() { [ -f "$RUN_DIR/records/$1/status" ]; }

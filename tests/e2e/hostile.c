@@ -1,25 +1,25 @@
 /*
- * hostile: a hostile virtio-pci driver, run as root inside the inner guest by
- * tests/e2e/test_hostile_guest.sh. It takes devices away from Linux (hostile_dev.c) and plays
- * the attacks of issue 7 against the VMM:
+ * hostile: a hostile virtio driver, run as root inside the inner guest by
+ * tests/e2e/test_hostile_guest.sh. It takes devices away from Linux (hostile_open.c: a
+ * virtio-pci function, or a virtio-mmio window no driver claimed) and plays the attacks of
+ * issue 7 against the VMM, through one register layer whatever the transport (hostile_dev.c):
  *
- *   hostile ATTACK [blk=BDF] [net=BDF]
+ *   hostile ATTACK [blk=BDF|mmio[@ADDR]] [net=BDF|mmio[@ADDR]]
  *     mrg     net: MRG_RXBUF, RX queue 0 at 1024 entries (device max 256), one 12-byte buffer
  *             then 1-byte buffers; prints MRG-READY, then posts them again after each of
  *             the test host's 1400-byte frames
  *     status  blk and net: clear DRIVER_OK / FEATURES_OK without a reset and set them again,
  *             with requests in flight
- *     isr     blk, MSI-X off: two threads pinned to two vCPUs read the ISR through the
- *             PCI_CFG window and through the BAR while requests complete (legacy interrupts)
- *     reset   blk: reset through the PCI_CFG window, then at once set up and enable a queue;
- *             "stuck" counts rounds where the device shows a live, enabled queue that does not
- *             serve a request
- *     msix    blk and net: completions on a masked vector (the pending bit must be set),
+ *     isr     blk: two threads pinned to two vCPUs race the device's interrupts while requests
+ *             complete. PCI, MSI-X off: they read the ISR through the PCI_CFG window and the
+ *             BAR (legacy interrupts). mmio: they read InterruptStatus and write InterruptACK
+ *             (one what it read, the other all bits)
+ *     reset   blk: reset (PCI: through the PCI_CFG window), then at once set up and enable a
+ *             queue; "stuck" counts rounds where the device shows a live, enabled queue that
+ *             does not serve a request
+ *     msix    PCI, blk and net: completions on a masked vector (the pending bit must be set),
  *             thousands of vector writes, writes past the table; 10000 writes to port 0xf5
- *     sweep   blk (and net for the register widths): odd status orders, queue_select out
- *             of range, queue sizes 0/3/2048/65535, rings at and beyond the end of RAM,
- *             descriptors outside RAM, loops, odd indirect tables, notifies on missing queues,
- *             every access width on every offset of common/ISR/device/notify, MSI-X past table
+ *     sweep   blk (and net for the register widths): see hostile_sweep.c
  *
  * Then, per attacked device, "G: RESULT NAME status=0x.. needs_reset=N works=N ok|BROKEN":
  * works means a full reset and a clean bring-up serve a request (blk: sector 0 holds
@@ -39,20 +39,13 @@
 #include <sys/io.h>
 #include <unistd.h>
 #include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
 #include <linux/virtio_net.h>
 
-#define NOVEC VIRTIO_MSI_NO_VECTOR
-#define ST_UP                                                                                      \
-	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |      \
-	 VIRTIO_CONFIG_S_DRIVER_OK)
-
-static struct vdev blk, net;
+struct vdev blk, net;
 static struct dma bufs[32]; /* 64 KiB read buffers */
 
-static void set_status(struct vdev *d, uint8_t v)
-{
-	wr8(d->common, CC(device_status), v);
-}
+#define set_status vdev_set_status
 
 static void post_reads(struct vq *q, int n)
 {
@@ -74,11 +67,11 @@ static void atk_mrg(void)
 	if (!vdev_negotiate(&net, 1ULL << VIRTIO_NET_F_MRG_RXBUF))
 		say("MRG FEATURES_OK refused");
 	say("MRG features=0x%llx", (unsigned long long)net.features);
-	wr16(net.common, CC(queue_select), 0);
-	max = rd16(net.common, CC(queue_size));
+	vreg_wr(&net, R_QSEL, 0);
+	max = (uint16_t)vreg_rd(&net, R_QSIZE_MAX);
 	vq_alloc(&rx, 0, 1024);
 	enabled = vq_enable(&net, &rx, NOVEC);
-	size = rd16(net.common, CC(queue_size));
+	size = (uint16_t)vreg_rd(&net, R_QSIZE); /* mmio: write-only, reads 0 */
 	say("MRG max=%u enable=%d size-read=%u", max, enabled, size);
 	set_status(&net, ST_UP);
 	say("MRG-READY status=0x%x", vdev_status(&net));
@@ -111,8 +104,8 @@ static void flip_status(struct vdev *d, int round)
 	set_status(d, st | VIRTIO_CONFIG_S_DRIVER_OK); /* a second activate, no reset between */
 	if (round & 1) {
 		set_status(d, st & ~VIRTIO_CONFIG_S_FEATURES_OK);
-		wr32(d->common, CC(guest_feature_select), 0);
-		wr32(d->common, CC(guest_feature), (uint32_t)d->features ^ (1u << (round % 24)));
+		vreg_wr(d, R_DRV_FEAT_SEL, 0);
+		vreg_wr(d, R_DRV_FEAT, (uint32_t)d->features ^ (1u << (round % 24)));
 		set_status(d, st);
 	}
 }
@@ -122,7 +115,7 @@ static void atk_status(void)
 	static struct vq q, rx, tx;
 	int r;
 
-	if (blk.common.p) {
+	if (blk.open) {
 		for (r = 0; r < 48; r++) {
 			if (r % 8 == 0 && !blk_up(&blk, &q, 0, NOVEC))
 				say("STATUS-BLK bring-up refused in round %d", r);
@@ -133,7 +126,7 @@ static void atk_status(void)
 		}
 		say("STATUS-BLK rounds=%d status=0x%x", r, vdev_status(&blk));
 	}
-	if (net.common.p) {
+	if (net.open) {
 		for (r = 0; r < 48; r++) {
 			if (r % 8 == 0 && !net_up(&net, &rx, &tx, 0, NOVEC))
 				say("STATUS-NET bring-up refused in round %d", r);
@@ -147,10 +140,23 @@ static void atk_status(void)
 	}
 }
 
-/* ---- 3: ISR through the window and the BAR on two vCPUs, INTx raised meanwhile ---- */
+/* ---- 3: the interrupt status on two vCPUs while the device raises interrupts ---- */
 
 static volatile int isr_stop;
-static unsigned long isr_count[2];
+static unsigned long isr_count[2], isr_seen[2];
+
+/* mmio: read InterruptStatus and acknowledge (cpu 0: what it read; cpu 1: every bit, or none,
+ * or unknown ones), racing the device setting causes from the event loop. */
+static void isr_mmio(long cpu, unsigned long i)
+{
+	uint32_t s = (uint32_t)mrd(&blk, VIRTIO_MMIO_INTERRUPT_STATUS, 4);
+
+	isr_seen[cpu] += s != 0;
+	if (cpu == 0)
+		mwr(&blk, VIRTIO_MMIO_INTERRUPT_ACK, 4, s);
+	else
+		mwr(&blk, VIRTIO_MMIO_INTERRUPT_ACK, 4, i % 3 == 0 ? ~0u : i % 3 == 1 ? 0 : ~3u);
+}
 
 static void *isr_reader(void *arg)
 {
@@ -162,10 +168,12 @@ static void *isr_reader(void *arg)
 	if (sched_setaffinity(0, sizeof(set), &set))
 		say("ISR cannot pin to cpu %ld: %s", cpu, strerror(errno));
 	while (!isr_stop) {
-		if (cpu == 0)
-			win_read(&blk, &blk.isr, 0, 1);
+		if (blk.is_mmio)
+			isr_mmio(cpu, isr_count[cpu]);
+		else if (cpu == 0)
+			isr_seen[cpu] += win_read(&blk, &blk.isr, 0, 1) != 0;
 		else
-			(void)rd8(blk.isr, 0);
+			isr_seen[cpu] += rd8(blk.isr, 0) != 0;
 		isr_count[cpu]++;
 	}
 	return NULL;
@@ -184,7 +192,8 @@ static void atk_isr(void)
 	for (long c = 0; c < 2; c++)
 		if (pthread_create(&t[c], NULL, isr_reader, (void *)c))
 			die("pthread_create");
-	for (end = now() + 20; now() < end; posted++) {
+	/* mmio: 10 s make thousands of requests too, and keep its run inside its time budget. */
+	for (end = now() + (blk.is_mmio ? 10 : 20); now() < end; posted++) {
 		post_reads(&q, 1);
 		vq_kick(&blk, 0);
 		done += vq_wait(&q, 1, 2);
@@ -192,8 +201,10 @@ static void atk_isr(void)
 	isr_stop = 1;
 	for (int c = 0; c < 2; c++)
 		pthread_join(t[c], NULL);
-	say("ISR window-reads=%lu bar-reads=%lu requests=%d/%d status=0x%x", isr_count[0],
-	    isr_count[1], done, posted, vdev_status(&blk));
+	say("ISR %s=%lu %s=%lu seen=%lu requests=%d/%d status=0x%x",
+	    blk.is_mmio ? "status-ack-cpu0" : "window-reads", isr_count[0],
+	    blk.is_mmio ? "status-ack-cpu1" : "bar-reads", isr_count[1], isr_seen[0] + isr_seen[1],
+	    done, posted, vdev_status(&blk));
 }
 
 /* ---- 4: reset through the PCI_CFG window, then a queue again at once ---- */
@@ -208,13 +219,16 @@ static void atk_reset(void)
 			say("RESET bring-up failed in round %d status=0x%x", r, vdev_status(&blk));
 		post_reads(&q, 16);
 		vq_kick(&blk, 0);
-		win_write(&blk, &blk.common, CC(device_status), 1, 0);
+		if (blk.is_mmio)
+			set_status(&blk, 0);
+		else
+			win_write(&blk, &blk.common, CC(device_status), 1, 0);
 		/* No wait for status 0: rewrite and re-enable the queue the device may still use.
 		 */
 		if (r & 1)
 			vq_alloc(&q, 0, q.size); /* same memory, fresh rings */
 		vq_program(&blk, &q, NOVEC);
-		wr16(blk.common, CC(queue_enable), 1);
+		vreg_wr(&blk, R_QENABLE, 1);
 		if (!(r & 1))
 			continue;
 		set_status(&blk, ST_UP);
@@ -223,7 +237,7 @@ static void atk_reset(void)
 		post_reads(&q, 1);
 		vq_kick(&blk, 0);
 		if (!vq_wait(&q, 1, 0.5) && vdev_status(&blk) == ST_UP &&
-		    rd16(blk.common, CC(queue_enable)) == 1)
+		    vreg_rd(&blk, R_QENABLE) == 1)
 			stuck++;
 	}
 	say("RESET rounds=%d stuck=%d status=0x%x", r, stuck, vdev_status(&blk));
@@ -241,7 +255,7 @@ static void msix_entry(struct vdev *d, unsigned int e, uint32_t data, uint32_t c
 	mmio_write(p + 12, 4, ctrl);
 }
 
-static void msix_past_table(struct vdev *d)
+void msix_past_table(struct vdev *d)
 {
 	unsigned int e, n = 0;
 
@@ -305,221 +319,6 @@ static void atk_msix(void)
 	say("PORT-F5 writes=10000");
 }
 
-/* ---- 6: the sweep ---- */
-
-/* Bring-up up to FEATURES_OK, then queue 0 with the given ring addresses and size. */
-static void raw_queue(struct vq *q, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used)
-{
-	vdev_negotiate(&blk, 1ULL << VIRTIO_RING_F_INDIRECT_DESC);
-	wr16(blk.common, CC(queue_select), 0);
-	wr16(blk.common, CC(queue_size), size);
-	wr32(blk.common, CC(queue_desc_lo), (uint32_t)desc);
-	wr32(blk.common, CC(queue_desc_hi), (uint32_t)(desc >> 32));
-	wr32(blk.common, CC(queue_avail_lo), (uint32_t)avail);
-	wr32(blk.common, CC(queue_avail_hi), (uint32_t)(avail >> 32));
-	wr32(blk.common, CC(queue_used_lo), (uint32_t)used);
-	wr32(blk.common, CC(queue_used_hi), (uint32_t)(used >> 32));
-	wr16(blk.common, CC(queue_enable), 1);
-	set_status(&blk, ST_UP);
-	if (q) {
-		q->next_avail++;
-		q->avail->ring[0] = 0;
-		*(volatile uint16_t *)&q->avail->idx = q->next_avail;
-	}
-	vq_kick(&blk, 0);
-	usleep(20000);
-}
-
-/* Publish descriptor head 0 after the caller wrote q->desc by hand, and give it a moment. */
-static void publish0(struct vq *q, const char *what)
-{
-	q->avail->ring[q->next_avail % q->size] = 0;
-	__sync_synchronize();
-	q->next_avail++;
-	*(volatile uint16_t *)&q->avail->idx = q->next_avail;
-	vq_kick(&blk, 0);
-	say("SWEEP %s: used=%d status=0x%x", what, vq_wait(q, 1, 0.3), vdev_status(&blk));
-}
-
-static void desc_set(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	d->addr = addr, d->len = len, d->flags = flags, d->next = next;
-}
-
-static void sweep_registers(struct vdev *d)
-{
-	const struct region *rs[] = {&d->common, &d->isr, &d->devcfg, &d->notify};
-	const uint64_t pats[] = {~0ULL, 0x0101010101010101ULL, 0x5a5a5a5a5a5a5a5aULL};
-	unsigned long n = 0;
-
-	for (unsigned int i = 0; i < 4; i++) {
-		const struct region *r = rs[i];
-		if (!r->p)
-			continue;
-		size_t room = d->bar_len[r->bar] -
-			      r->off; /* straddling the end is fine, leaving the BAR is not */
-		for (int pat = -1; pat < 3; pat++)
-			for (uint32_t off = 0; off < r->len; off++)
-				for (unsigned int w = 1; w <= 8; w *= 2, n++) {
-					if (off + w > room)
-						continue;
-					if (pat < 0)
-						(void)mmio_read(r->p + off, w);
-					else
-						mmio_write(r->p + off, w, pats[pat]);
-				}
-	}
-	say("SWEEP %s widths: %lu accesses, status=0x%x", d->bdf, n, vdev_status(d));
-}
-
-static void atk_sweep(void)
-{
-	static struct vq q;
-	static const uint8_t orders[][4] = {{VIRTIO_CONFIG_S_DRIVER_OK},
-					    {VIRTIO_CONFIG_S_FEATURES_OK},
-					    {0xff},
-					    {0x80},
-					    {0x40},
-					    {1, VIRTIO_CONFIG_S_DRIVER_OK},
-					    {1, 3, 3 | VIRTIO_CONFIG_S_DRIVER_OK},
-					    {ST_UP, 1, ST_UP},
-					    {1, 3, 0x0b, 0x0f},
-					    {ST_UP, 0x40 | ST_UP, 0x80}};
-	const uint16_t sizes[] = {0, 1, 3, 2048, 65535};
-	const uint64_t end = ram_end();
-	const uint64_t bad[] = {
-	    end - 16, end - 4096, end, end + 4096, 1ULL << 40, 0xfffffffffffff000ULL, ~0ULL - 15};
-	struct dma ind = dma_alloc(4096, 4096), buf = dma_alloc(4096, 4096);
-	unsigned int i, k;
-
-	say("SWEEP ram-end=0x%llx", (unsigned long long)end);
-	for (i = 0; i < sizeof(orders) / sizeof(orders[0]); i++) {
-		vdev_reset(&blk);
-		for (k = 0; k < 4 && orders[i][k]; k++)
-			set_status(&blk, orders[i][k]);
-		say("SWEEP status-order %u: status=0x%x", i, vdev_status(&blk));
-	}
-	/* All feature bits, then FEATURES_OK. */
-	vdev_reset(&blk);
-	set_status(&blk, 3);
-	for (k = 0; k < 4; k++) {
-		wr32(blk.common, CC(guest_feature_select), k);
-		wr32(blk.common, CC(guest_feature), ~0u);
-	}
-	set_status(&blk, 0x0b);
-	say("SWEEP all-features: status=0x%x", vdev_status(&blk));
-
-	vdev_negotiate(&blk, 0);
-	for (uint32_t sel = blk.num_queues; sel <= 0x10000; sel = sel * 2 + 1) {
-		wr16(blk.common, CC(queue_select), (uint16_t)sel);
-		for (k = CC(queue_size); k < CC(queue_used_hi) + 4; k += 2)
-			(void)rd16(blk.common, k);
-		vq_alloc(&q, (uint16_t)sel, 256);
-		vq_enable(&blk, &q, 0);
-		if ((uint64_t)sel * blk.notify_mult + 2 <= blk.notify.len)
-			wr16(blk.notify, sel * blk.notify_mult, (uint16_t)sel);
-	}
-	say("SWEEP queue-select out of range: status=0x%x", vdev_status(&blk));
-
-	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		vq_alloc(&q, 0, 256);
-		raw_queue(&q, sizes[i], q.desc_gpa, q.avail_gpa, q.used_gpa);
-		wr16(blk.common, CC(queue_select), 0);
-		say("SWEEP queue-size %u: size-read=%u enable=%u status=0x%x", sizes[i],
-		    rd16(blk.common, CC(queue_size)), rd16(blk.common, CC(queue_enable)),
-		    vdev_status(&blk));
-	}
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		raw_queue(NULL, 256, bad[i], q.avail_gpa, q.used_gpa);
-		raw_queue(NULL, 256, q.desc_gpa, bad[i], q.used_gpa);
-		raw_queue(NULL, 256, q.desc_gpa, q.avail_gpa, bad[i]);
-		say("SWEEP rings at 0x%llx: status=0x%x", (unsigned long long)bad[i],
-		    vdev_status(&blk));
-	}
-
-	/* Descriptor chains; each round starts from a clean device. */
-	for (i = 0; i < 12; i++) {
-		uint64_t bad_addr = bad[i % 7];
-		const char *what;
-		if (!blk_up(&blk, &q, 1ULL << VIRTIO_RING_F_INDIRECT_DESC, NOVEC))
-			say("SWEEP bring-up failed status=0x%x", vdev_status(&blk));
-		/* A sane header in buf, the status byte at buf+16, data at buf+512. */
-		memset(buf.va, 0, 32);
-		desc_set(&q.desc[0], buf.gpa, 16, VRING_DESC_F_NEXT, 1);
-		desc_set(&q.desc[1], buf.gpa + 512, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-		desc_set(&q.desc[2], buf.gpa + 16, 1, VRING_DESC_F_WRITE, 0);
-		switch (i) {
-		case 0:
-			what = "header outside RAM";
-			q.desc[0].addr = bad_addr;
-			break;
-		case 1:
-			what = "data across the end of RAM";
-			desc_set(&q.desc[1], end - 256, 4096, 3, 2);
-			break;
-		case 2:
-			what = "data address wraps";
-			desc_set(&q.desc[1], ~0ULL - 8, 64, 3, 2);
-			break;
-		case 3:
-			what = "status outside RAM";
-			q.desc[2].addr = bad[3];
-			break;
-		case 4:
-			what = "loop 0-1-0";
-			desc_set(&q.desc[1], buf.gpa + 512, 512, 3, 0);
-			break;
-		case 5:
-			what = "self loop";
-			q.desc[0].next = 0;
-			break;
-		case 6:
-			what = "next out of range";
-			q.desc[1].next = 4000;
-			break;
-		case 7: /* indirect table whose entry is itself indirect */
-			what = "nested indirect";
-			desc_set((void *)ind.va, ind.gpa, 64, VRING_DESC_F_INDIRECT, 0);
-			desc_set(&q.desc[0], ind.gpa, 16, VRING_DESC_F_INDIRECT, 0);
-			break;
-		case 8:
-			what = "zero-length indirect";
-			desc_set(&q.desc[0], ind.gpa, 0, VRING_DESC_F_INDIRECT, 0);
-			break;
-		case 9:
-			what = "huge indirect";
-			desc_set(&q.desc[0], ind.gpa, 0xfffffff0, VRING_DESC_F_INDIRECT, 0);
-			break;
-		case 10:
-			what = "indirect length 17, outside RAM";
-			desc_set(&q.desc[0], end - 8, 17, VRING_DESC_F_INDIRECT, 0);
-			break;
-		default: /* a loop inside an indirect table, and INDIRECT|NEXT */
-			what = "indirect loop";
-			desc_set((void *)ind.va, buf.gpa, 16, VRING_DESC_F_NEXT, 1);
-			desc_set((void *)(ind.va + 16), buf.gpa + 512, 16, VRING_DESC_F_NEXT, 0);
-			desc_set(&q.desc[0], ind.gpa, 32, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT,
-				 1);
-			break;
-		}
-		publish0(&q, what);
-	}
-
-	blk_up(&blk, &q, 0, NOVEC);
-	for (uint32_t qi = 1; qi <= 0x10000; qi = qi * 4) {
-		wr16(blk.notify, 0, (uint16_t)qi); /* queue index that does not exist */
-		if ((uint64_t)qi * blk.notify_mult + 2 <= blk.notify.len)
-			wr16(blk.notify, qi * blk.notify_mult, (uint16_t)qi);
-	}
-	say("SWEEP notifies on missing queues: status=0x%x", vdev_status(&blk));
-	sweep_registers(&blk);
-	if (net.common.p)
-		sweep_registers(&net);
-	if (blk.msix)
-		msix_past_table(&blk);
-}
-
 /* ---- main ---- */
 
 static void verdict(const char *name, struct vdev *d, bool is_net)
@@ -547,7 +346,8 @@ int main(int argc, char **argv)
 			run = attacks[i].run;
 	if (!run) {
 		fprintf(stderr,
-			"usage: hostile mrg|status|isr|reset|msix|sweep [blk=BDF] [net=BDF]\n");
+			"usage: hostile mrg|status|isr|reset|msix|sweep [blk=BDF|mmio[@ADDR]] "
+			"[net=BDF|mmio[@ADDR]]\n");
 		return 2;
 	}
 	dma_init(16UL << 20);
@@ -555,15 +355,15 @@ int main(int argc, char **argv)
 		bufs[i] = dma_alloc(65536, 4096);
 	for (int i = 2; i < argc; i++) {
 		if (!strncmp(argv[i], "blk=", 4))
-			vdev_open(&blk, argv[i] + 4);
+			vdev_open(&blk, argv[i] + 4, VIRTIO_ID_BLOCK);
 		else if (!strncmp(argv[i], "net=", 4))
-			vdev_open(&net, argv[i] + 4);
+			vdev_open(&net, argv[i] + 4, VIRTIO_ID_NET);
 	}
 	say("ATTACK %s", argv[1]);
 	run();
-	if (blk.common.p)
+	if (blk.open)
 		verdict("blk", &blk, false);
-	if (net.common.p)
+	if (net.open)
 		verdict("net", &net, true);
 	say("HOSTILE-DONE");
 	return 0;

@@ -1,7 +1,10 @@
 /*
- * hostile: a user-space virtio-pci driver for the inner guest (tests/e2e/test_hostile_guest.sh).
- * hostile_dev.c takes a device away from Linux and drives it through sysfs (config space,
- * BAR mmap) with pinned memory of known guest-physical address; hostile.c plays the attacks.
+ * hostile: a user-space virtio driver for the inner guest (tests/e2e/test_hostile_guest.sh), on
+ * either transport. hostile_open.c takes a device away from Linux: a virtio-pci function through
+ * sysfs (config space, BAR mmap), or a virtio-mmio window no driver claimed through /dev/mem.
+ * hostile_dev.c drives it through one register layer (vreg_rd/vreg_wr: the transport is chosen
+ * per device) with pinned memory of known guest-physical address; hostile.c and hostile_sweep.c
+ * play the attacks.
  */
 #ifndef KESTREL_E2E_HOSTILE_H
 #define KESTREL_E2E_HOSTILE_H
@@ -9,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_mmio.h>
 #include <linux/virtio_pci.h>
 #include <linux/virtio_ring.h>
 
@@ -28,8 +33,34 @@ struct region {
 	uint32_t off; /* offset inside the BAR, for the PCI_CFG window */
 };
 
+/* The registers both transports have, in transport-neutral terms (vreg_rd/vreg_wr). */
+enum vreg {
+	R_DEV_FEAT_SEL,
+	R_DEV_FEAT,
+	R_DRV_FEAT_SEL,
+	R_DRV_FEAT,
+	R_STATUS,
+	R_QSEL,
+	R_QSIZE_MAX, /* PCI: queue_size before the driver writes it; mmio: QueueNumMax */
+	R_QSIZE,     /* mmio: QueueNum, write-only */
+	R_QENABLE,
+	R_QDESC_LO,
+	R_QDESC_HI,
+	R_QAVAIL_LO,
+	R_QAVAIL_HI,
+	R_QUSED_LO,
+	R_QUSED_HI,
+	R_CONFIG_VEC, /* PCI only (MSI-X vectors): no-ops on mmio */
+	R_QVECTOR,
+	R_COUNT
+};
+
 struct vdev {
-	char bdf[32];
+	bool open;
+	bool is_mmio;
+	char bdf[32];		/* PCI address, or "mmio@0xADDR": names the device in messages */
+	volatile uint8_t *regs; /* mmio: the 4 KiB window (registers, then config at 0x100) */
+	uint64_t regs_gpa;
 	int cfg_fd; /* /sys/bus/pci/devices/BDF/config */
 	volatile uint8_t *bar[6];
 	size_t bar_len[6];
@@ -66,7 +97,9 @@ uint64_t ram_end(void);
 int dma_init(size_t bytes);
 struct dma dma_alloc(size_t len, size_t align);
 
-int vdev_open(struct vdev *d, const char *bdf);
+/* "BDF" opens a PCI function; "mmio" the first unclaimed LNRO0005 window of that device id
+ * not yet opened (or "mmio@0xADDR" that window). */
+int vdev_open(struct vdev *d, const char *spec, uint32_t device_id);
 uint32_t cfg_read(struct vdev *d, unsigned int off, unsigned int size);
 void cfg_write(struct vdev *d, unsigned int off, unsigned int size, uint32_t v);
 uint32_t win_read(struct vdev *d, const struct region *r, uint32_t off, unsigned int size);
@@ -82,11 +115,20 @@ void mmio_write(volatile uint8_t *p, unsigned int size, uint64_t v);
 #define wr16(r, o, v) mmio_write((r).p + (o), 2, (v))
 #define wr32(r, o, v) mmio_write((r).p + (o), 4, (v))
 
+uint32_t vreg_rd(struct vdev *d, enum vreg r);
+void vreg_wr(struct vdev *d, enum vreg r, uint32_t v);
+/* An mmio window register at any offset and width (mmio devices only). */
+#define mrd(d, o, w) mmio_read((d)->regs + (o), (w))
+#define mwr(d, o, w, v) mmio_write((d)->regs + (o), (w), (v))
+
 uint8_t vdev_status(struct vdev *d);
+void vdev_set_status(struct vdev *d, uint8_t v);
 bool vdev_reset(struct vdev *d);
 bool vdev_negotiate(struct vdev *d, uint64_t want);
 void vq_alloc(struct vq *q, uint16_t index, uint16_t size);
 void vq_program(struct vdev *d, struct vq *q, uint16_t vector);
+void vq_program_raw(struct vdev *d, uint16_t index, uint16_t size, uint64_t desc, uint64_t avail,
+		    uint64_t used);
 bool vq_enable(struct vdev *d, struct vq *q, uint16_t vector);
 void vq_kick(struct vdev *d, uint16_t index);
 uint16_t vq_add(struct vq *q, const uint64_t *gpa, const uint32_t *len, const uint16_t *flags,
@@ -101,5 +143,14 @@ bool blk_sector0_ok(struct vdev *d);
 bool net_up(struct vdev *d, struct vq *rx, struct vq *tx, uint64_t features, uint16_t vector);
 void net_post_tx(struct vq *tx);
 bool net_tx_ok(struct vdev *d);
+
+/* The attacks shared between hostile.c and hostile_sweep.c. */
+#define NOVEC VIRTIO_MSI_NO_VECTOR
+#define ST_UP                                                                                      \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |      \
+	 VIRTIO_CONFIG_S_DRIVER_OK)
+extern struct vdev blk, net;
+void msix_past_table(struct vdev *d);
+void atk_sweep(void);
 
 #endif

@@ -1,8 +1,8 @@
 /*
- * hostile_dev.c: the driver half of tests/e2e/hostile — take a virtio-pci function away from
- * Linux, reach its registers through sysfs (config space, BAR mmap), bring queues up in pinned
- * memory whose guest-physical addresses come from /proc/self/pagemap. Every wait is bounded: a
- * device that stops answering must not hang the test, only fail it.
+ * hostile_dev.c: the driver half of tests/e2e/hostile — one register layer over both transports
+ * (the device was opened by hostile_open.c), the virtio lifecycle, queues in pinned memory whose
+ * guest-physical addresses come from /proc/self/pagemap. Every wait is bounded: a device that
+ * stops answering must not hang the test, only fail it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -160,153 +160,58 @@ void mmio_write(volatile uint8_t *p, unsigned int size, uint64_t v)
 	}
 }
 
-uint32_t cfg_read(struct vdev *d, unsigned int off, unsigned int size)
-{
-	uint32_t v = 0;
+/* ---- one register layer for both transports ---- */
 
-	if (pread(d->cfg_fd, &v, size, off) != (ssize_t)size)
-		die("config read");
-	return v;
+/* Where each register lives: PCI common-config offset and width; mmio offset (-1: none). */
+static const struct {
+	int16_t pci, mmio;
+	uint8_t pci_w;
+} regmap[R_COUNT] = {
+    [R_DEV_FEAT_SEL] = {CC(device_feature_select), VIRTIO_MMIO_DEVICE_FEATURES_SEL, 4},
+    [R_DEV_FEAT] = {CC(device_feature), VIRTIO_MMIO_DEVICE_FEATURES, 4},
+    [R_DRV_FEAT_SEL] = {CC(guest_feature_select), VIRTIO_MMIO_DRIVER_FEATURES_SEL, 4},
+    [R_DRV_FEAT] = {CC(guest_feature), VIRTIO_MMIO_DRIVER_FEATURES, 4},
+    [R_STATUS] = {CC(device_status), VIRTIO_MMIO_STATUS, 1},
+    [R_QSEL] = {CC(queue_select), VIRTIO_MMIO_QUEUE_SEL, 2},
+    [R_QSIZE_MAX] = {CC(queue_size), VIRTIO_MMIO_QUEUE_NUM_MAX, 2},
+    [R_QSIZE] = {CC(queue_size), VIRTIO_MMIO_QUEUE_NUM, 2},
+    [R_QENABLE] = {CC(queue_enable), VIRTIO_MMIO_QUEUE_READY, 2},
+    [R_QDESC_LO] = {CC(queue_desc_lo), VIRTIO_MMIO_QUEUE_DESC_LOW, 4},
+    [R_QDESC_HI] = {CC(queue_desc_hi), VIRTIO_MMIO_QUEUE_DESC_HIGH, 4},
+    [R_QAVAIL_LO] = {CC(queue_avail_lo), VIRTIO_MMIO_QUEUE_AVAIL_LOW, 4},
+    [R_QAVAIL_HI] = {CC(queue_avail_hi), VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 4},
+    [R_QUSED_LO] = {CC(queue_used_lo), VIRTIO_MMIO_QUEUE_USED_LOW, 4},
+    [R_QUSED_HI] = {CC(queue_used_hi), VIRTIO_MMIO_QUEUE_USED_HIGH, 4},
+    [R_CONFIG_VEC] = {CC(msix_config), -1, 2},
+    [R_QVECTOR] = {CC(queue_msix_vector), -1, 2},
+};
+
+/* virtio-mmio control registers are all 32 bits wide (VIRTIO 1.2 §4.2.2). */
+uint32_t vreg_rd(struct vdev *d, enum vreg r)
+{
+	if (!d->is_mmio)
+		return (uint32_t)mmio_read(d->common.p + regmap[r].pci, regmap[r].pci_w);
+	return regmap[r].mmio < 0 ? 0 : (uint32_t)mrd(d, regmap[r].mmio, 4);
 }
 
-void cfg_write(struct vdev *d, unsigned int off, unsigned int size, uint32_t v)
+void vreg_wr(struct vdev *d, enum vreg r, uint32_t v)
 {
-	if (pwrite(d->cfg_fd, &v, size, off) != (ssize_t)size)
-		die("config write");
-}
-
-/* VIRTIO_PCI_CAP_PCI_CFG: point the window at (bar, offset, length), then move the data. */
-static void win_point(struct vdev *d, const struct region *r, uint32_t off, unsigned int size)
-{
-	const unsigned int c = d->win;
-
-	cfg_write(d, c + offsetof(struct virtio_pci_cap, bar), 1, r->bar);
-	cfg_write(d, c + offsetof(struct virtio_pci_cap, offset), 4, r->off + off);
-	cfg_write(d, c + offsetof(struct virtio_pci_cap, length), 4, size);
-}
-
-uint32_t win_read(struct vdev *d, const struct region *r, uint32_t off, unsigned int size)
-{
-	win_point(d, r, off, size);
-	return cfg_read(d, d->win + offsetof(struct virtio_pci_cfg_cap, pci_cfg_data), size);
-}
-
-void win_write(struct vdev *d, const struct region *r, uint32_t off, unsigned int size, uint32_t v)
-{
-	win_point(d, r, off, size);
-	cfg_write(d, d->win + offsetof(struct virtio_pci_cfg_cap, pci_cfg_data), size, v);
-}
-
-void msix_enable(struct vdev *d, bool on)
-{
-	uint16_t ctl;
-
-	if (!d->msix)
-		return;
-	ctl = (uint16_t)cfg_read(d, d->msix + 2, 2);
-	ctl = on ? (ctl | 0x8000) & ~0x4000 : ctl & ~0x8000; /* enable, function mask off */
-	cfg_write(d, d->msix + 2, 2, ctl);
-}
-
-static volatile uint8_t *map_bar(struct vdev *d, unsigned int bar)
-{
-	char path[96];
-	struct stat st;
-	void *p;
-	int fd;
-
-	if (bar > 5)
-		return NULL;
-	if (d->bar[bar])
-		return d->bar[bar];
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource%u", d->bdf, bar);
-	fd = open(path, O_RDWR | O_SYNC);
-	if (fd < 0 || fstat(fd, &st))
-		die(path);
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		die(path);
-	close(fd);
-	d->bar_len[bar] = (size_t)st.st_size;
-	return d->bar[bar] = p;
-}
-
-static void map_region(struct vdev *d, struct region *r, unsigned int cap)
-{
-	r->bar = (uint8_t)cfg_read(d, cap + offsetof(struct virtio_pci_cap, bar), 1);
-	r->off = cfg_read(d, cap + offsetof(struct virtio_pci_cap, offset), 4);
-	r->len = cfg_read(d, cap + offsetof(struct virtio_pci_cap, length), 4);
-	r->p = map_bar(d, r->bar);
-	if (!r->p || (size_t)r->off + r->len > d->bar_len[r->bar]) {
-		errno = ERANGE;
-		die("capability outside its BAR");
-	}
-	r->p += r->off;
-}
-
-/* Unbind Linux's driver, turn on memory decoding and bus mastering, find the regions. */
-int vdev_open(struct vdev *d, const char *bdf)
-{
-	char path[96];
-	unsigned int cap, n = 0;
-	int fd;
-
-	memset(d, 0, sizeof(*d));
-	snprintf(d->bdf, sizeof(d->bdf), "%s", bdf);
-	fd = open("/sys/bus/pci/drivers/virtio-pci/unbind", O_WRONLY);
-	if (fd >= 0) { /* fails harmlessly when the function is not bound */
-		if (write(fd, bdf, strlen(bdf)) < 0 && errno != ENODEV)
-			say("unbind %s: %s", bdf, strerror(errno));
-		close(fd);
-	}
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
-	d->cfg_fd = open(path, O_RDWR);
-	if (d->cfg_fd < 0)
-		die(path);
-	cfg_write(d, 4, 2, cfg_read(d, 4, 2) | 0x6); /* PCI_COMMAND: MEMORY | MASTER */
-	for (cap = cfg_read(d, 0x34, 1) & ~3u; cap && n++ < 48;
-	     cap = cfg_read(d, cap + 1, 1) & ~3u) {
-		uint8_t id = (uint8_t)cfg_read(d, cap, 1), type;
-		if (id == 0x11) { /* MSI-X: table and PBA as (BIR, offset) */
-			uint32_t t = cfg_read(d, cap + 4, 4), p = cfg_read(d, cap + 8, 4);
-			volatile uint8_t *tb = map_bar(d, t & 7), *pb = map_bar(d, p & 7);
-			d->msix = cap;
-			d->msix_n = (cfg_read(d, cap + 2, 2) & 0x7ff) + 1;
-			d->msix_table = tb + (t & ~7u);
-			d->msix_pba = pb + (p & ~7u);
-			d->msix_room = d->bar_len[t & 7] - (t & ~7u);
-			continue;
-		}
-		if (id != 0x09)
-			continue;
-		type = (uint8_t)cfg_read(d, cap + offsetof(struct virtio_pci_cap, cfg_type), 1);
-		if (type == VIRTIO_PCI_CAP_COMMON_CFG && !d->common.p)
-			map_region(d, &d->common, cap);
-		else if (type == VIRTIO_PCI_CAP_ISR_CFG && !d->isr.p)
-			map_region(d, &d->isr, cap);
-		else if (type == VIRTIO_PCI_CAP_DEVICE_CFG && !d->devcfg.p)
-			map_region(d, &d->devcfg, cap);
-		else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG && !d->notify.p) {
-			map_region(d, &d->notify, cap);
-			d->notify_mult = cfg_read(d, cap + 16, 4);
-		} else if (type == VIRTIO_PCI_CAP_PCI_CFG && !d->win)
-			d->win = cap;
-	}
-	if (!d->common.p || !d->isr.p || !d->notify.p || !d->win) {
-		errno = ENOENT;
-		die("virtio capabilities");
-	}
-	d->num_queues = rd16(d->common, CC(num_queues));
-	say("OPEN %s queues=%u msix=%u win=0x%x notify_mult=%u", bdf, d->num_queues, d->msix_n,
-	    d->win, d->notify_mult);
-	return 0;
+	if (!d->is_mmio)
+		mmio_write(d->common.p + regmap[r].pci, regmap[r].pci_w, v);
+	else if (regmap[r].mmio >= 0)
+		mwr(d, regmap[r].mmio, 4, v);
 }
 
 /* ---- the virtio lifecycle, done by the book ---- */
 
 uint8_t vdev_status(struct vdev *d)
 {
-	return rd8(d->common, CC(device_status));
+	return (uint8_t)vreg_rd(d, R_STATUS);
+}
+
+void vdev_set_status(struct vdev *d, uint8_t v)
+{
+	vreg_wr(d, R_STATUS, v);
 }
 
 /* Write 0 and wait (bounded) until the device reads back 0, as VIRTIO 1.2 §4.1.4.3.2 asks. */
@@ -314,7 +219,7 @@ bool vdev_reset(struct vdev *d)
 {
 	double end = now() + 5;
 
-	wr8(d->common, CC(device_status), 0);
+	vdev_set_status(d, 0);
 	while (vdev_status(d) != 0)
 		if (now() > end)
 			return false;
@@ -327,20 +232,20 @@ bool vdev_negotiate(struct vdev *d, uint64_t want)
 
 	if (!vdev_reset(d))
 		say("RESET-TIMEOUT status=0x%x", vdev_status(d));
-	wr8(d->common, CC(device_status), VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	wr8(d->common, CC(device_status), VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	wr32(d->common, CC(device_feature_select), 0);
-	dev = rd32(d->common, CC(device_feature));
-	wr32(d->common, CC(device_feature_select), 1);
-	dev |= (uint64_t)rd32(d->common, CC(device_feature)) << 32;
+	vdev_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	vdev_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	vreg_wr(d, R_DEV_FEAT_SEL, 0);
+	dev = vreg_rd(d, R_DEV_FEAT);
+	vreg_wr(d, R_DEV_FEAT_SEL, 1);
+	dev |= (uint64_t)vreg_rd(d, R_DEV_FEAT) << 32;
 	d->features = dev & (want | (1ULL << VIRTIO_F_VERSION_1));
-	wr32(d->common, CC(guest_feature_select), 0);
-	wr32(d->common, CC(guest_feature), (uint32_t)d->features);
-	wr32(d->common, CC(guest_feature_select), 1);
-	wr32(d->common, CC(guest_feature), (uint32_t)(d->features >> 32));
-	wr8(d->common, CC(device_status),
-	    VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
-	wr16(d->common, CC(msix_config), VIRTIO_MSI_NO_VECTOR);
+	vreg_wr(d, R_DRV_FEAT_SEL, 0);
+	vreg_wr(d, R_DRV_FEAT, (uint32_t)d->features);
+	vreg_wr(d, R_DRV_FEAT_SEL, 1);
+	vreg_wr(d, R_DRV_FEAT, (uint32_t)(d->features >> 32));
+	vdev_set_status(d, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			       VIRTIO_CONFIG_S_FEATURES_OK);
+	vreg_wr(d, R_CONFIG_VEC, VIRTIO_MSI_NO_VECTOR);
 	return vdev_status(d) & VIRTIO_CONFIG_S_FEATURES_OK;
 }
 
@@ -365,28 +270,40 @@ void vq_alloc(struct vq *q, uint16_t index, uint16_t size)
 /* Queue registers, without enabling. */
 void vq_program(struct vdev *d, struct vq *q, uint16_t vector)
 {
-	wr16(d->common, CC(queue_select), q->index);
-	wr16(d->common, CC(queue_size), q->size);
-	wr32(d->common, CC(queue_desc_lo), (uint32_t)q->desc_gpa);
-	wr32(d->common, CC(queue_desc_hi), (uint32_t)(q->desc_gpa >> 32));
-	wr32(d->common, CC(queue_avail_lo), (uint32_t)q->avail_gpa);
-	wr32(d->common, CC(queue_avail_hi), (uint32_t)(q->avail_gpa >> 32));
-	wr32(d->common, CC(queue_used_lo), (uint32_t)q->used_gpa);
-	wr32(d->common, CC(queue_used_hi), (uint32_t)(q->used_gpa >> 32));
-	wr16(d->common, CC(queue_msix_vector), vector);
+	vq_program_raw(d, q->index, q->size, q->desc_gpa, q->avail_gpa, q->used_gpa);
+	vreg_wr(d, R_QVECTOR, vector);
+}
+
+/* Queue registers with any values (the sweep's rings outside RAM go through here too). */
+void vq_program_raw(struct vdev *d, uint16_t index, uint16_t size, uint64_t desc, uint64_t avail,
+		    uint64_t used)
+{
+	vreg_wr(d, R_QSEL, index);
+	vreg_wr(d, R_QSIZE, size);
+	vreg_wr(d, R_QDESC_LO, (uint32_t)desc);
+	vreg_wr(d, R_QDESC_HI, (uint32_t)(desc >> 32));
+	vreg_wr(d, R_QAVAIL_LO, (uint32_t)avail);
+	vreg_wr(d, R_QAVAIL_HI, (uint32_t)(avail >> 32));
+	vreg_wr(d, R_QUSED_LO, (uint32_t)used);
+	vreg_wr(d, R_QUSED_HI, (uint32_t)(used >> 32));
 }
 
 bool vq_enable(struct vdev *d, struct vq *q, uint16_t vector)
 {
 	vq_program(d, q, vector);
-	wr16(d->common, CC(queue_enable), 1);
-	return rd16(d->common, CC(queue_enable)) == 1;
+	vreg_wr(d, R_QENABLE, 1);
+	return vreg_rd(d, R_QENABLE) == 1;
 }
 
+/* mmio: QueueNotify takes the index; PCI: the queue's own notify address. */
 void vq_kick(struct vdev *d, uint16_t index)
 {
 	uint16_t off;
 
+	if (d->is_mmio) {
+		mwr(d, VIRTIO_MMIO_QUEUE_NOTIFY, 4, index);
+		return;
+	}
 	wr16(d->common, CC(queue_select), index);
 	off = rd16(d->common, CC(queue_notify_off));
 	if ((uint64_t)off * d->notify_mult + 2 <= d->notify.len)
@@ -437,8 +354,8 @@ static uint16_t queue_max(struct vdev *d, uint16_t index)
 {
 	uint16_t max;
 
-	wr16(d->common, CC(queue_select), index);
-	max = rd16(d->common, CC(queue_size));
+	vreg_wr(d, R_QSEL, index);
+	max = (uint16_t)vreg_rd(d, R_QSIZE_MAX);
 	return max > 256 || max == 0 ? 256 : max;
 }
 
@@ -449,7 +366,7 @@ bool blk_up(struct vdev *d, struct vq *q, uint64_t extra_features, uint16_t vect
 	vq_alloc(q, 0, queue_max(d, 0));
 	if (!vq_enable(d, q, vector))
 		return false;
-	wr8(d->common, CC(device_status), vdev_status(d) | VIRTIO_CONFIG_S_DRIVER_OK);
+	vdev_set_status(d, vdev_status(d) | VIRTIO_CONFIG_S_DRIVER_OK);
 	return vdev_status(d) == (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 				  VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
 }
@@ -519,7 +436,7 @@ bool net_up(struct vdev *d, struct vq *rx, struct vq *tx, uint64_t features, uin
 	vq_alloc(tx, 1, queue_max(d, 1));
 	if (!vq_enable(d, rx, vector) || !vq_enable(d, tx, vector))
 		return false;
-	wr8(d->common, CC(device_status), vdev_status(d) | VIRTIO_CONFIG_S_DRIVER_OK);
+	vdev_set_status(d, vdev_status(d) | VIRTIO_CONFIG_S_DRIVER_OK);
 	return !(vdev_status(d) & STATUS_NEEDS_RESET);
 }
 

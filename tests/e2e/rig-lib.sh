@@ -122,6 +122,17 @@ start_vmm() {
     KP=
     wait_for 30 pidof "$prog" && KP=$(pidof "$prog")
 }
+# host_settle: give the next VM the same start as the last: write back and drop the page
+# cache and compact free memory. A 1 GiB guest booted after another one in the same test
+# host was seen taking up to 5x longer to unpack its kernel and initramfs (which first-touch
+# most of its RAM). Fragmented memory (4 KiB pages instead of huge ones) was the suspect,
+# but with this settling the slow runs remain (~1 in 4) with as much AnonHugePages as the
+# fast ones: treat it as the nested host's noise, and compare medians.
+host_settle() {
+    sync
+    echo 3 > /proc/sys/vm/drop_caches
+    echo 1 > /proc/sys/vm/compact_memory 2> /dev/null
+}
 # host_tap DEV ADDR [MTU]: configure the host side of a tap the VMM created.
 host_tap() {
     wait_for 60 ip link show "$1" || { echo "H: no $1"; return 1; }

@@ -7,7 +7,12 @@ kernel with kvm-amd loaded. The scenario (a shell script) runs inside it and can
 kestrel or QEMU with -accel kvm; tests/e2e/rig-lib.sh gives it helpers (run_vmm, ...).
 
   rig.py run --scenario FILE [--kestrel PATH] [--timeout S] [--mem 3G] [--out DIR]
-             [--env KEY=VALUE]... [--interactive] [--arch x86_64|arm64]
+             [--env KEY=VALUE]... [--file SRC:DEST]... [--drive FILE]... [--interactive]
+             [--arch x86_64|arm64]
+
+--drive attaches FILE to the test host as a raw virtio-blk disk (/dev/vda, /dev/vdb, ...
+in order): the way in for images too big for the per-run initramfs. The host writes to
+FILE, so pass a per-run copy.
 
 --arch arm64 boots the nested arm64 test host instead (qemu-system-aarch64 -M virt with
 virtualization=on, Debian's arm64 kernel, KVM in VHE mode); --kestrel is then an aarch64
@@ -203,6 +208,10 @@ def cmd_run(a):
     if not os.path.isfile(a.scenario):
         log("no such scenario: %s" % a.scenario)
         return 2
+    for drive in a.drive:
+        if not os.path.isfile(drive) or not os.access(drive, os.R_OK | os.W_OK):
+            log("--drive: not a readable and writable file: %s" % drive)
+            return 2
     if a.kestrel and not os.access(a.kestrel, os.X_OK):
         log("kestrel binary not found or not executable: %s" % a.kestrel)
         return 2
@@ -250,6 +259,11 @@ def cmd_run(a):
                 "-kernel", kernel, "-initrd", initrd, "-append", HOST_CMDLINE,
                 "-serial", console_out, "-serial", "file:" + raw,
                 "-serial", "unix:%s,server=on,wait=off" % hb_sock]
+    for i, drive in enumerate(a.drive):
+        # cache=unsafe: the file is a per-run copy, and the test host's flushes would
+        # otherwise each cost a host fsync. (-M virt has a PCI host too.)
+        qemu += ["-drive", "file=%s,format=raw,if=none,id=drive%d,cache=unsafe" % (drive, i),
+                 "-device", "virtio-blk-pci,drive=drive%d" % i]
     log("test host: %s; run dir %s" % (kpkg, run_dir))
     t0 = time.monotonic()
     stdin = None if a.interactive else subprocess.DEVNULL
@@ -297,6 +311,8 @@ def main():
     r.add_argument("--out", help="run directory (default guest-images/out/runs/<time>)")
     r.add_argument("--file", action="append", default=[], metavar="SRC:DEST",
                    help="copy SRC into the test host at DEST (default /files/NAME)")
+    r.add_argument("--drive", action="append", default=[], metavar="FILE",
+                   help="attach FILE as a raw virtio-blk disk of the test host (vda, vdb, ...)")
     r.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="variable for the scenario (in /etc/rig.env)")
     r.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64",

@@ -2,13 +2,14 @@
 # virtio-net checks for kestrel, inside the nested test host (issue #4).
 #
 #   test_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--checks LIST] [--size MIB]
-#               [--records RUN_DIR]   (re-check an earlier run kept with E2E_KEEP=1)
+#               [--transport pci|mmio|mix] [--records RUN_DIR]   (re-check an earlier run kept with E2E_KEEP=1)
 #
 # The test host's tap kt0 is 10.77.0.1/24 and the guest's eth0 10.77.0.2/24 (kt1 and eth1:
 # 10.78.0.x); no traffic goes anywhere else. LIST is a comma list of:
 #   off    --net tap=kt0,vhost=off: ping both ways; SIZE MiB (default 64) of random data
 #          each way over TCP arrives with the sender's md5; the guest's `ip link set eth0
-#          down/up` and a virtio-pci driver unbind/bind keep the link working (ping both ways)
+#          down/up` and a driver unbind/bind (virtio-pci, or the virtio-mmio platform driver)
+#          keep the link working (ping both ways)
 #   on     the same with vhost=on; kestrel says it chose vhost-net, and the kernel's worker
 #          (vhost-PID) has CPU time during the transfers
 #   cpu    (needs off and on) kestrel's own CPU time during the transfers: with vhost-net
@@ -19,6 +20,11 @@
 #          8972-byte pings both ways without IP fragmentation on the guest side
 #   two    --net tap=kt0 --net tap=kt1: two NICs, two subnets, pings and a 16 MiB transfer
 #          on each at the same time
+# --transport (default pci; CHECK@TRANSPORT in LIST for one check, e.g. two@mix):
+# pci puts every NIC on virtio-pci; mmio every NIC on virtio-mmio
+# (found through ACPI); mix each NIC on virtio-pci beside an 8 MiB disk on virtio-mmio that
+# the guest reads back, and under "two" kt0's NIC on virtio-mmio, kt1's on virtio-pci.
+# Every run checks that each NIC is on the driver of its transport.
 # All listed checks share one boot of the test host. Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
@@ -30,6 +36,7 @@ STAMP=
 CHECKS=off,on,cpu,mq,mtu,two
 SIZE=64
 REUSE=
+TRANSPORT=pci
 LIMIT=${E2E_VMM_TIMEOUT:-300}   # seconds per kestrel run inside the test host
 while [ $# -gt 0 ]; do
     case $1 in
@@ -39,10 +46,34 @@ while [ $# -gt 0 ]; do
         --checks) CHECKS=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --records) REUSE=$2; shift 2 ;;   # re-check the records of an earlier run (E2E_KEEP=1)
-        *) sed -n '2,23p' "$0" >&2; exit 2 ;;
+        --transport) TRANSPORT=$2; shift 2 ;;
+        *) sed -n '2,28p' "$0" >&2; exit 2 ;;
     esac
 done
+# tp T: a transport's NT, BUS (the key on each NIC, its bus; NT0, BUS0: "two"'s kt0), the
+# guest's MODS and XDISK (mix's mmio disk).
+tp() {
+    case $1 in
+        pci) NT='' NT0='' BUS=pci BUS0=pci MODS=virtio_pci XDISK='' ;;
+        mmio) NT=,transport=mmio NT0=,transport=mmio BUS=mmio BUS0=mmio MODS=virtio_mmio XDISK='' ;;
+        mix) NT=,transport=pci NT0=,transport=mmio BUS=pci BUS0=mmio MODS="virtio_mmio virtio_pci virtio_blk"
+            XDISK="--disk path=/tmp/mix-disk.img,transport=mmio" ;;
+        *) echo "bad transport $1: expected pci, mmio or mix" >&2; exit 2 ;;
+    esac
+}
 want() { [[ ",$CHECKS," == *",$1,"* ]]; }
+# items: "CHECK:TRANSPORT:RECORD" per item CHECK[@TRANSPORT] of LIST; the record is named
+# CHECK, or CHECK-TRANSPORT when an item overrides --transport.
+items() {
+    local c n t
+    for c in ${CHECKS//,/ }; do
+        n=${c%@*} t=$TRANSPORT
+        [[ $c == *@* ]] && t=${c#*@}
+        tp $t
+        echo "$n:$t:$n$([ $t = $TRANSPORT ] || echo -$t)"
+    done
+}
+items > /dev/null
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-net.XXXXXX")
@@ -61,6 +92,9 @@ scenario=$tmp/scenario.sh
     echo "L=$LIMIT SIZE=$SIZE"
     cat <<'EOF'
 QCMD='console=ttyS0 reboot=k panic=1 quiet'
+head -c 8388608 /dev/urandom > /tmp/mix-disk.img
+echo "H: DISK-MD5 $(md5sum < /tmp/mix-disk.img | cut -d' ' -f1)" > $RIG_WORK/disk-md5
+rig_put disk-md5 $RIG_WORK/disk-md5
 NB=/usr/local/bin/netbench
 export GUEST_FILES="$NB:/bin/netbench"
 
@@ -79,8 +113,18 @@ wait_for() {
 }
 pings() { local d=$1 a=$2; shift 2; ping -c 3 -W 5 "$@" "$a" > /dev/null 2>&1 && say "$d-OK" || say "$d-FAIL"; }
 frags() { awk '/^Ip:/ { if (!h) { for (i = 1; i <= NF; i++) c[$i] = i; h = 1 } else print "reasm=" $c["ReasmReqds"] " frag=" $c["FragCreates"] }' /proc/net/snmp; }
-modload virtio_pci virtio_net > /dev/null 2>&1 || say MODLOAD-FAIL
+modload $MODS virtio_net > /dev/null 2>&1 || say MODLOAD-FAIL
 wait_for 20 test -e /sys/class/net/eth0 || say NO-ETH0
+# The driver under each NIC (virtio-pci or virtio-mmio), and mix's mmio disk.
+say_buses() {
+    local d
+    for d in /sys/class/net/eth*; do say BUS ${d##*/} $(basename "$(readlink -f $d/device/../driver)"); done
+}
+say_buses
+if [ -e /sys/block/vda ]; then
+    say DISK-DRIVER $(basename "$(readlink -f /sys/block/vda/device/../driver)")
+    say DISK-MD5 $(md5sum < /dev/vda | cut -d' ' -f1)
+fi
 GEOF
 
 # full: ping, transfers each way with md5, link down/up, driver unbind/bind.
@@ -99,11 +143,13 @@ rm -f /tmp/d
 grep virtio /proc/interrupts | awk '{ s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print "G: IRQ", $NF, s }'
 ip link set eth0 down; ip link set eth0 up
 wait_for 30 ping -c 1 -W 1 $P && say LINKCYCLE-PING-OK || say LINKCYCLE-PING-FAIL
-pci=$(basename "$(readlink -f /sys/class/net/eth0/device/..)")
-say PCI $pci
-echo $pci > /sys/bus/pci/drivers/virtio-pci/unbind
+# Through the driver of eth0's transport device: virtio-pci, or the virtio-mmio platform driver.
+dev=$(readlink -f /sys/class/net/eth0/device/..)
+drv=$(readlink -f $dev/driver)
+say DEV ${dev##*/} ${drv##*/}
+echo ${dev##*/} > $drv/unbind
 wait_for 10 sh -c '! test -e /sys/class/net/eth0'
-echo $pci > /sys/bus/pci/drivers/virtio-pci/bind
+echo ${dev##*/} > $drv/bind
 wait_for 20 test -e /sys/class/net/eth0 || say NO-ETH0-AFTER-BIND
 ip addr add $A/24 dev eth0; ip link set eth0 up
 wait_for 30 ping -c 1 -W 1 $P && say REBIND-PING-OK || say REBIND-PING-FAIL
@@ -131,6 +177,7 @@ GEOF
 # two: eth0/eth1 found by MAC, one per subnet, used at the same time.
 { cat $RIG_WORK/g-common.sh; cat <<'GEOF'
 wait_for 20 test -e /sys/class/net/eth1 || say NO-ETH1
+say_buses
 for d in /sys/class/net/eth*; do
     case $(cat $d/address) in
         52:54:00:77:00:02) I0=${d##*/} ;;
@@ -157,7 +204,7 @@ GEOF
 net_full() {
     local name=$1 h=$RIG_WORK/$1-host.txt
     shift
-    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" "$@"
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" "$@" $XDISK
     (
         host_tap kt0 10.77.0.1 || exit 1
         wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
@@ -176,9 +223,10 @@ net_full() {
     rig_put $name-host $h
 }
 
+# net_mtu NAME NIC-KEYS: one guest running g-mtu.sh.
 net_mtu() {
-    local name=mtu h=$RIG_WORK/mtu-host.txt
-    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_MTU --cmdline "$QCMD" --net tap=kt0,mtu=9000
+    local name=$1 h=$RIG_WORK/$1-host.txt
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_MTU --cmdline "$QCMD" --net tap=kt0,mtu=9000$2 $XDISK
     (
         host_tap kt0 10.77.0.1 9000 || exit 1
         echo "H: MTU $(cat /sys/class/net/kt0/mtu)"
@@ -194,10 +242,11 @@ net_mtu() {
     rig_put $name-host $h
 }
 
+# net_two NAME KT0-KEYS KT1-KEYS: one guest running g-two.sh.
 net_two() {
-    local name=two h=$RIG_WORK/two-host.txt
+    local name=$1 h=$RIG_WORK/$1-host.txt
     start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_TWO --cmdline "$QCMD" \
-        --net tap=kt0,mac=52:54:00:77:00:02 --net tap=kt1,mac=52:54:00:78:00:02
+        --net tap=kt0,mac=52:54:00:77:00:02$2 --net tap=kt1,mac=52:54:00:78:00:02$3 $XDISK
     (
         host_tap kt0 10.77.0.1 || exit 1
         host_tap kt1 10.78.0.1 || exit 1
@@ -217,18 +266,32 @@ net_two() {
     rig_put $name-host $h
 }
 
-G_FULL=$(guest_initrd full $RIG_WORK/g-full.sh)
-G_MTU=$(guest_initrd mtu $RIG_WORK/g-mtu.sh)
-G_TWO=$(guest_initrd two $RIG_WORK/g-two.sh)
+# use T MODS XDISK: the guest initramfs images (modules MODS) and extra disk for transport T.
+use() {
+    local g
+    XDISK=$3
+    for g in full mtu two; do
+        [ -f $RIG_WORK/guest-$g-$1.cpio.gz ] ||
+            { echo "MODS='$2'"; cat $RIG_WORK/g-$g.sh; } | guest_initrd $g-$1 > /dev/null
+    done
+    G_FULL=$RIG_WORK/guest-full-$1.cpio.gz G_MTU=$RIG_WORK/guest-mtu-$1.cpio.gz G_TWO=$RIG_WORK/guest-two-$1.cpio.gz
+}
 EOF
-    want off && echo 'net_full off --net tap=kt0,vhost=off'
-    want on && echo 'net_full on --net tap=kt0,vhost=on'
-    want mq && echo 'net_full mq --cpus 2 --net tap=kt0,queues=2'
-    want mtu && echo 'net_mtu'
-    want two && echo 'net_two'
+    for it in $(items); do
+        IFS=: read -r c t n <<< "$it"
+        tp $t
+        echo "use $t '$MODS' '$XDISK'"
+        case $c in
+            off) echo "net_full $n --net tap=kt0,vhost=off$NT" ;;
+            on) echo "net_full $n --net tap=kt0,vhost=on$NT" ;;
+            mq) echo "net_full $n --cpus 2 --net tap=kt0,queues=2$NT" ;;
+            mtu) echo "net_mtu $n '$NT'" ;;
+            two) echo "net_two $n '$NT0' '$NT'" ;;
+        esac
+    done
 } > "$scenario"
 
-echo "# test_net: checks=$CHECKS size=${SIZE}MiB"
+echo "# test_net: checks=$CHECKS size=${SIZE}MiB transport=$TRANSPORT"
 t0=$(date +%s)
 if [ -n "$REUSE" ]; then
     RUN_DIR=$REUSE
@@ -284,23 +347,70 @@ check_full() {
         all "same_md5 guest-to-host '$(gval $n SENT-MD5)' '$(hval $n RECV-MD5)'" \
             "[ '$(nb_bytes "$h" recv)' = $BYTES ]"
     check_rec $n "$d: guest ip link down/up, then ping" "has_g $n LINKCYCLE-PING-OK"
-    check_rec $n "$d: guest driver unbind/bind ($(gval $n PCI)), then ping both ways" \
+    check_rec $n "$d: guest driver unbind/bind ($(gout $n | sed -n 's/^G: DEV //p' | head -1)), then ping both ways" \
         all "has_g $n REBIND-PING-OK" "has_h $n RESET-PING-OK"
+    check_bus $n "$d" eth0=$BUS
+}
+# check_bus NAME DESC IF=BUS...: each interface is on virtio-BUS's driver; under mix the
+# mmio disk beside the NICs reads the test host's md5.
+check_bus() {
+    local n=$1 d=$2 c=() ib; shift 2
+    for ib in "$@"; do c+=("eq virtio-${ib#*=} \"\$(gout $n | awk '\$2 == \"BUS\" && \$3 == \"${ib%%=*}\" {print \$4; exit}')\""); done
+    [ $t = mix ] && c+=("eq virtio-mmio \"\$(gval $n DISK-DRIVER)\"" "eq \"\$(rec_out disk-md5 | sed -n 's/^H: DISK-MD5 //p')\" \"\$(gval $n DISK-MD5)\"")
+    check_rec $n "$d: $*$([ $t = mix ] && echo '; a virtio-mmio disk beside it reads the test host md5')" all "${c[@]}"
 }
 # cpu_ms NAME FIELD: the sum of FIELD (proc, vmm, vcpu, vhost) over the host's two cpu lines.
 cpu_ms() { hout "$1" | sed -n "s/^netbench: cpu .* $2=\([0-9]*\).*/\1/p" | awk '{s += $1} END {print s + 0}'; }
 
-if want off; then
-    check_full off "vhost=off"
-    check_rec off "vhost=off: kestrel moves the packets itself" expect_err_has off 'kestrel: net0 on kt0: tap'
-fi
-if want on; then
-    check_full on "vhost=on"
-    check_rec on "vhost=on: kestrel says it chose vhost-net" expect_err_has on 'kestrel: net0 on kt0: vhost-net'
-    # The claim alone proves nothing: the kernel's worker (vhost-PID) must have done the work.
-    check_rec on "vhost=on: the kernel's vhost-net worker moved the data ($(cpu_ms on vhost) ms of CPU in vhost-$(hout on | sed -n 's/^netbench: cpu pid=\([0-9]*\).*/\1/p' | head -1) during the transfers)" \
-        "[ \"\$(hout on | grep -c '^netbench: cpu .* vhost=')\" = 2 ] && [ $(cpu_ms on vhost) -gt 0 ]"
-fi
+# One block of checks per item; L labels the descriptions of non-pci transports.
+for it in $(items); do
+    IFS=: read -r c t n <<< "$it"
+    tp $t
+    L=; [ $t = pci ] || L="[$t] "
+    case $c in
+        off)
+            check_full $n "${L}vhost=off"
+            check_rec $n "${L}vhost=off: kestrel moves the packets itself" expect_err_has $n 'kestrel: net0 on kt0: tap'
+            ;;
+        on)
+            check_full $n "${L}vhost=on"
+            check_rec $n "${L}vhost=on: kestrel says it chose vhost-net" expect_err_has $n 'kestrel: net0 on kt0: vhost-net'
+            # The claim alone proves nothing: the kernel's worker (vhost-PID) must have done the work.
+            check_rec $n "${L}vhost=on: the kernel's vhost-net worker moved the data ($(cpu_ms $n vhost) ms of CPU in vhost-$(hout $n | sed -n 's/^netbench: cpu pid=\([0-9]*\).*/\1/p' | head -1) during the transfers)" \
+                "[ \"\$(hout $n | grep -c '^netbench: cpu .* vhost=')\" = 2 ] && [ $(cpu_ms $n vhost) -gt 0 ]"
+            ;;
+        mq)
+            check_rec $n "${L}queues=2: the guest has rx-0 rx-1 tx-0 tx-1" \
+                eval "[ \"\$(gout $n | sed -n 's/^G: QUEUES //p' | tr -s ' ' | sed 's/ *\$//')\" = 'rx-0 rx-1 tx-0 tx-1' ] || { gout $n | grep '^G: QUEUES' >&2; false; }"
+            check_full $n "${L}queues=2"
+            gout $n | grep '^G: IRQ' | sed "s/^/  $n: /"
+            ;;
+        mtu)
+            echo "  $n: guest eth0 initial $(gval $n MTU-INITIAL), after set $(gval $n MTU); host kt0 $(hval $n MTU); guest IP counters before $(gout $n | sed -n 's/^G: FRAGS-BEFORE //p'), after $(gout $n | sed -n 's/^G: FRAGS-AFTER //p')"
+            check_rec $n "${L}mtu=9000: kestrel ran the guest to its end (exit 0, $(rec_time $n)s)" \
+                all "expect_status $n 0" "expect_out $n KESTREL-GUEST-SCENARIO-EXIT"
+            check_rec $n "${L}mtu=9000: the guest's eth0 comes up with MTU 9000 (offered by kestrel)" \
+                "[ '$(gval $n MTU-INITIAL)' = 9000 ] && [ '$(gval $n MTU)' = 9000 ] && [ '$(hval $n MTU)' = 9000 ]"
+            check_rec $n "${L}mtu=9000: 8000- and 8972-byte pings guest -> host" all "has_g $n BIGPING-OK" "has_g $n MAXPING-OK"
+            check_rec $n "${L}mtu=9000: 8000- and 8972-byte pings host -> guest" all "has_h $n BIGPING-OK" "has_h $n MAXPING-OK"
+            check_bus $n "${L}mtu=9000" eth0=$BUS
+            check_rec $n "${L}mtu=9000: the guest neither fragmented nor reassembled" \
+                "[ -n '$(gout $n | sed -n 's/^G: FRAGS-BEFORE //p')' ] && [ '$(gout $n | sed -n 's/^G: FRAGS-BEFORE //p')' = '$(gout $n | sed -n 's/^G: FRAGS-AFTER //p')' ]"
+            ;;
+        two)
+            echo "  $n: $(gout $n | grep '^G: NICS')"
+            check_rec $n "${L}two NICs: kestrel ran the guest to its end (exit 0, $(rec_time $n)s)" \
+                all "expect_status $n 0" "expect_out $n KESTREL-GUEST-SCENARIO-EXIT"
+            check_rec $n "${L}two NICs: ping on kt0 and kt1 at once, both ways" \
+                all "has_g $n PING0-OK" "has_g $n PING1-OK" "has_h $n PING0-OK" "has_h $n PING1-OK"
+            check_rec $n "${L}two NICs: 16 MiB on each at once, all bytes arrive" \
+                "[ \"\$(hout $n | sed -n 's/^H: NIC0 netbench: recv \([0-9]*\) .*/\1/p')\" = 16777216 ] && [ \"\$(hout $n | sed -n 's/^H: NIC1 netbench: recv \([0-9]*\) .*/\1/p')\" = 16777216 ]"
+            nics=$(gout $n | sed -n 's/^G: NICS //p' | head -1)
+            i0=$(echo "$nics" | sed -n 's/.*kt0=\([^ ]*\).*/\1/p'); i1=$(echo "$nics" | sed -n 's/.*kt1=\([^ ]*\).*/\1/p')
+            check_bus $n "${L}two NICs" "${i0:-kt0}=$BUS0" "${i1:-kt1}=$BUS"
+            ;;
+    esac
+done
 if want cpu && want off && want on; then
     for n in off on; do
         echo "  kestrel CPU during the 2x$SIZE MiB transfers, vhost=$n: utime+stime (all threads) $(cpu_ms $n proc) ms; vCPU threads $(cpu_ms $n vcpu) ms; the rest (event loop, main): $(cpu_ms $n vmm) ms; kernel vhost worker $(cpu_ms $n vhost) ms"
@@ -311,31 +421,5 @@ if want cpu && want off && want on; then
             [ "$a" -gt 0 ] && [ $((b * 10)) -lt "$a" ]
     }
     check_rec on "vhost=on: kestrel's own CPU time ($(cpu_ms on vmm) ms) < 10% of vhost=off's ($(cpu_ms off vmm) ms)" cpu_ok
-fi
-if want mq; then
-    check_rec mq "queues=2: the guest has rx-0 rx-1 tx-0 tx-1" \
-        eval "[ \"\$(gout mq | sed -n 's/^G: QUEUES //p' | tr -s ' ' | sed 's/ *\$//')\" = 'rx-0 rx-1 tx-0 tx-1' ] || { gout mq | grep '^G: QUEUES' >&2; false; }"
-    check_full mq "queues=2"
-    gout mq | grep '^G: IRQ' | sed 's/^/  mq: /'
-fi
-if want mtu; then
-    echo "  mtu: guest eth0 initial $(gval mtu MTU-INITIAL), after set $(gval mtu MTU); host kt0 $(hval mtu MTU); guest IP counters before $(gout mtu | sed -n 's/^G: FRAGS-BEFORE //p'), after $(gout mtu | sed -n 's/^G: FRAGS-AFTER //p')"
-    check_rec mtu "mtu=9000: kestrel ran the guest to its end (exit 0, $(rec_time mtu)s)" \
-        all "expect_status mtu 0" "expect_out mtu KESTREL-GUEST-SCENARIO-EXIT"
-    check_rec mtu "mtu=9000: the guest's eth0 comes up with MTU 9000 (offered by kestrel)" \
-        "[ '$(gval mtu MTU-INITIAL)' = 9000 ] && [ '$(gval mtu MTU)' = 9000 ] && [ '$(hval mtu MTU)' = 9000 ]"
-    check_rec mtu "mtu=9000: 8000- and 8972-byte pings guest -> host" all "has_g mtu BIGPING-OK" "has_g mtu MAXPING-OK"
-    check_rec mtu "mtu=9000: 8000- and 8972-byte pings host -> guest" all "has_h mtu BIGPING-OK" "has_h mtu MAXPING-OK"
-    check_rec mtu "mtu=9000: the guest neither fragmented nor reassembled" \
-        "[ -n '$(gout mtu | sed -n 's/^G: FRAGS-BEFORE //p')' ] && [ '$(gout mtu | sed -n 's/^G: FRAGS-BEFORE //p')' = '$(gout mtu | sed -n 's/^G: FRAGS-AFTER //p')' ]"
-fi
-if want two; then
-    echo "  two: $(gout two | grep '^G: NICS')"
-    check_rec two "two NICs: kestrel ran the guest to its end (exit 0, $(rec_time two)s)" \
-        all "expect_status two 0" "expect_out two KESTREL-GUEST-SCENARIO-EXIT"
-    check_rec two "two NICs: ping on kt0 and kt1 at once, both ways" \
-        all "has_g two PING0-OK" "has_g two PING1-OK" "has_h two PING0-OK" "has_h two PING1-OK"
-    check_rec two "two NICs: 16 MiB on each at once, all bytes arrive" \
-        "[ \"\$(hout two | sed -n 's/^H: NIC0 netbench: recv \([0-9]*\) .*/\1/p')\" = 16777216 ] && [ \"\$(hout two | sed -n 's/^H: NIC1 netbench: recv \([0-9]*\) .*/\1/p')\" = 16777216 ]"
 fi
 finish

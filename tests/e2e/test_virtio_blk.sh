@@ -2,35 +2,52 @@
 # virtio-blk checks with Debian's stock kernel, inside the nested test host.
 #
 #   test_virtio_blk.sh [--kestrel PATH] [--stamp PATH] [--modes msi,nomsi]
+#                      [--transport pci|mmio|mix[,...]]
 #
-# Each mode boots kestrel twice with three disks:
+# Each transport and mode boots kestrel twice with three disks:
 #   vda  guest-images/out/guest-root.ext4 (build-rootdisk.sh): the ROOT filesystem. An
-#        initramfs script (rdinit=/rootswitch) loads virtio_pci/virtio_blk/ext4, mounts
+#        initramfs script (rdinit=/rootswitch) loads the transport's driver(s) (virtio_pci,
+#        virtio_mmio or both), virtio_blk and ext4, mounts
 #        /dev/vda, copies its /scenario.sh onto it and switch_roots to the disk's /sbin/init.
 #   vdb  a copy of guest-disk.ext4 attached with readonly=on
 #   vdc  an 8 MiB raw image of random data (the device-reset check)
 # Boot 1 ("main"): root on vda (marker, /proc/mounts, md5 of /data/testfile), vda..vdc in
-# /proc/partitions, virtio interrupts (PCI-MSI; IO-APIC with pci=nomsi), writes 4 MiB to
+# /proc/partitions, each disk's interrupts (virtio-pci: PCI-MSI, or a level IO-APIC line
+# with pci=nomsi; virtio-mmio: always a level IO-APIC line), writes 4 MiB to
 # /data/written-MODE + sync, read-only vdb (ro flag, mount rw fails, dd fails, image md5
-# in the test host unchanged), unbind/bind of vdc's virtio-pci function, then vdc reads
-# back the test host's checksum and a write after the reset lands in the image.
+# in the test host unchanged), unbind/bind of vdc through its driver (virtio-pci, or the
+# virtio-mmio platform driver), then vdc reads back the test host's checksum and a write
+# after the reset lands in the image.
 # Boot 2 ("reread"): a second kestrel on the same root image reads /data/written-MODE.
 # Mode msi uses the default cmdline; nomsi adds pci=nomsi (INTx through the IOAPIC).
+# Transports (default pci): pci puts every disk on virtio-pci; mmio every disk on
+# virtio-mmio (found through ACPI); mix vda and vdb on virtio-mmio, vdc on virtio-pci.
+# Default modes: msi,nomsi on pci and mix; msi on mmio (pci=nomsi changes nothing there).
 # Prints PASS/FAIL lines and "N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
 
 KESTREL_BIN=$REPO_ROOT/build/kestrel
 STAMP=
-MODES=msi,nomsi
+MODES=
+TRANSPORTS=pci
 LIMIT=${E2E_VMM_TIMEOUT:-300}   # seconds per VMM run inside the test host
 while [ $# -gt 0 ]; do
     case $1 in
         --kestrel) KESTREL_BIN=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
         --modes) MODES=$2; shift 2 ;;
-        *) echo "usage: $0 [--kestrel PATH] [--stamp PATH] [--modes msi,nomsi]" >&2; exit 2 ;;
+        --transport) TRANSPORTS=$2; shift 2 ;;
+        *) echo "usage: $0 [--kestrel PATH] [--stamp PATH] [--modes msi,nomsi] [--transport pci|mmio|mix[,...]]" >&2; exit 2 ;;
     esac
+done
+# RUNS: "TRANSPORT:MODE" pairs; records of pci runs keep their old names (main-msi, ...).
+RUNS=
+for t in ${TRANSPORTS//,/ }; do
+    case $t in pci|mix) dm=msi,nomsi ;; mmio) dm=msi ;;
+        *) echo "bad --transport $t: expected pci, mmio or mix" >&2; exit 2 ;; esac
+    [ $t = mmio ] && [ -z "$MODES" ] && echo "# mmio: mode nomsi (pci=nomsi) not run: it changes only PCI interrupts"
+    for m in $(echo "${MODES:-$dm}" | tr , " "); do RUNS="$RUNS $t:$m"; done
 done
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -45,7 +62,7 @@ scenario=$work/scenario.sh
 
 {
     echo "L=$LIMIT"
-    echo "MODES='${MODES//,/ }'"
+    echo "RUNS='$RUNS'"
     cat <<'SCENARIO'
 gunzip -c /files/guest-root.ext4.gz > /tmp/root.ext4
 cp "$GUEST_DISK" /tmp/ro.ext4
@@ -60,7 +77,7 @@ export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-modload virtio_pci virtio_blk crc32c_generic ext4 || echo ROOTSWITCH-MODLOAD-FAILED
+modload @TRANSPORT_MODULES@ virtio_blk crc32c_generic ext4 || echo ROOTSWITCH-MODLOAD-FAILED
 n=0
 while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
 mkdir -p /newroot
@@ -72,14 +89,22 @@ umount /proc /sys
 mount --move /dev /newroot/dev
 exec switch_root /newroot /sbin/init
 EOF
-chmod 755 "$RIG_WORK/rootswitch"
-export GUEST_FILES="$RIG_WORK/rootswitch:/rootswitch"
+# One rootswitch per transport: only the drivers of the buses the disks are on (virtio_mmio
+# first under mix, so the mmio disks probe first and stay vda, vdb).
+for t in pci mmio mix; do
+    case $t in pci) mods=virtio_pci ;; mmio) mods=virtio_mmio ;; mix) mods="virtio_mmio virtio_pci" ;; esac
+    sed "s/@TRANSPORT_MODULES@/$mods/" "$RIG_WORK/rootswitch" > "$RIG_WORK/rootswitch-$t"
+    chmod 755 "$RIG_WORK/rootswitch-$t"
+done
 
 # Boot 1, run by the root disk's /sbin/init (MODE=... is prepended).
 cat > "$RIG_WORK/guest-main.sh" <<'EOF'
 md5() { md5sum | cut -d' ' -f1; }
 echo "TESTFILE-MD5 $(md5 < /data/testfile)"
 echo "PARTITIONS $(awk 'NR > 2 && $4 != "" {printf "%s,", $4}' /proc/partitions)"
+for d in vda vdb vdc; do
+    echo "DISK $d $(basename "$(readlink -f /sys/block/$d/device)") $(basename "$(readlink -f /sys/block/$d/device/../driver)")"
+done
 grep virtio /proc/interrupts | tr -s ' ' | sed 's/^/IRQ /'
 W=/data/written-$MODE
 head -c 4194304 /dev/urandom > $W
@@ -103,14 +128,17 @@ else
     echo "VDB-DD-WRITE failed"
 fi
 echo "VDB-DD-ERR $(grep -v records /tmp/dd.err | head -n 1)"
-# Device reset: unbind/bind vdc's virtio-pci function, then read and write it again.
+# Device reset: unbind/bind vdc's transport device (a virtio-pci function or a virtio-mmio
+# platform device) through its driver, then read and write it again.
 echo "VDC-MD5 $(md5 < /dev/vdc)"
 pcidev=$(readlink -f /sys/block/vdc/device/..)
 addr=${pcidev##*/}
-echo "VDC-PCI $addr"
-echo "$addr" > /sys/bus/pci/drivers/virtio-pci/unbind && echo "UNBIND ok"
+drv=$(readlink -f "$pcidev/driver")
+echo "VDC-DEV $addr"
+echo "VDC-DRIVER $(basename "$(readlink -f "$pcidev/subsystem")")/${drv##*/}"
+echo "$addr" > "$drv/unbind" && echo "UNBIND ok"
 [ -e /sys/block/vdc ] && echo "VDC-STILL-THERE"
-echo "$addr" > /sys/bus/pci/drivers/virtio-pci/bind && echo "BIND ok"
+echo "$addr" > "$drv/bind" && echo "BIND ok"
 n=0; dev=
 while [ $n -lt 100 ]; do
     dev=$(ls "$pcidev"/virtio*/block 2>/dev/null | head -n 1)
@@ -128,10 +156,17 @@ echo "RESET-READBACK-MD5 $(dd if=/dev/$dev bs=1048576 skip=4 count=1 iflag=direc
 grep virtio /proc/interrupts | tr -s ' ' | sed 's/^/IRQ-AFTER-RESET /'
 EOF
 
-for m in $MODES; do
+for r in $RUNS; do
+    t=${r%%:*}; mm=${r#*:}
+    m=$mm; [ $t = pci ] || m=$t-$mm
+    export GUEST_FILES="$RIG_WORK/rootswitch-$t:/rootswitch"
     C="console=ttyS0 reboot=k panic=1 quiet rdinit=/rootswitch"
-    [ $m = nomsi ] && C="$C pci=nomsi"
+    [ $mm = nomsi ] && C="$C pci=nomsi"
     DISKS="--disk path=/tmp/root.ext4 --disk path=/tmp/ro.ext4,readonly=on --disk path=/tmp/data.img"
+    case $t in
+        mmio) DISKS="--transport mmio $DISKS" ;;
+        mix) DISKS="--transport mmio $DISKS,transport=pci" ;;
+    esac
     md5sum /tmp/ro.ext4 /tmp/data.img > "$RIG_WORK/md5-before"
     rig_put md5-before-$m "$RIG_WORK/md5-before"
     G=$({ echo "MODE=$m"; cat "$RIG_WORK/guest-main.sh"; } | guest_initrd main-$m)
@@ -147,7 +182,7 @@ SCENARIO
 
 # The whole run takes ~2 min here; stay below meson's 600 s so a hang still gives a FAIL
 # line and the records of the runs that finished.
-echo "# test_virtio_blk: modes=$MODES"
+echo "# test_virtio_blk: runs (transport:mode)=$RUNS"
 if ! rig_run "$scenario" --timeout "${E2E_HOST_TIMEOUT:-570}" --kestrel "$KESTREL_BIN" \
         ${STAMP:+--stamp "$STAMP"} --file "$work/guest-root.ext4.gz:/files/guest-root.ext4.gz"; then
     fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
@@ -155,23 +190,52 @@ fi
 echo "# run dir: $RUN_DIR"
 
 
-for m in ${MODES//,/ }; do
+# md5 of a file in the host before/after: "HASH  PATH" lines.
+host_md5() { rec_out "$1" | awk -v p="$2" '$2 == p {print $1; exit}'; }
+# disk_bus T DISK: the transport a disk is on in transport T.
+disk_bus() { case $1 in pci) echo pci ;; mmio) echo mmio ;; mix) [ $2 = vdc ] && echo pci || echo mmio ;; esac; }
+# irq_ok: each disk is on its transport's driver, and its interrupts are PCI-MSI vectors
+# (virtio-pci without pci=nomsi) or level-triggered IO-APIC lines (fasteoi: virtio-mmio,
+# or virtio-pci INTx with pci=nomsi); no virtio interrupt belongs to anything else.
+irq_ok() {
+    local lines d dev drv bus kind own rc=0
+    lines=$(rec_out $M | tr -d '\r' | grep '^IRQ ')
+    echo "$lines" | sed 's/^/    /' >&2
+    [ -n "$lines" ] || return 1
+    for d in vda vdb vdc; do
+        read -r dev drv < <(rec_out $M | tr -d '\r' | awk -v d=$d '$1 == "DISK" && $2 == d {print $3, $4}')
+        bus=$(disk_bus $t $d)
+        [ "$drv" = virtio-$bus ] || { echo "  $d: driver '$drv', want virtio-$bus" >&2; rc=1; }
+        [ $bus = pci ] && [ $mm = msi ] && kind=msi || kind=ioapic
+        own=$(echo "$lines" | awk -v v="$dev" '$NF == v || index($NF, v "-") == 1')
+        [ -n "$dev" ] && [ -n "$own" ] || { echo "  $d ($dev): no interrupt line" >&2; rc=1; continue; }
+        if [ $kind = msi ]; then
+            echo "$own" | grep -qv 'PCI-MSI' && { echo "  $d: not all PCI-MSI" >&2; rc=1; }
+        else
+            echo "$own" | grep -v 'IO-APIC [0-9]*-fasteoi' | grep -q . &&
+                { echo "  $d: not a level IO-APIC line" >&2; rc=1; }
+        fi
+    done
+    # Every virtio interrupt belongs to one of the three disks.
+    echo "$lines" | awk 'NR == FNR && $1 == "DISK" {d[$3] = 1; next}
+        NR != FNR {v = $NF; sub(/-.*/, "", v); if (!(v in d)) {print "  stray: " $0; bad = 1}}
+        END {exit bad}' <(rec_out $M | tr -d '\r') - >&2 || rc=1
+    return $rc
+}
+
+for r in $RUNS; do
+    t=${r%%:*}; mm=${r#*:}
+    m=$mm; [ $t = pci ] || m=$t-$mm
     M=main-$m R=reread-$m
     tag="[$m]"
-    # md5 of a file in the host before/after: "HASH  PATH" lines.
-    host_md5() { rec_out "$1" | awk -v p="$2" '$2 == p {print $1; exit}'; }
-    irq_ok() {
-        local lines; lines=$(rec_out $M | tr -d '\r' | grep '^IRQ ')
-        echo "$lines" | sed 's/^/    /' >&2
-        [ -n "$lines" ] || return 1
-        if [ $m = msi ]; then
-            ! echo "$lines" | grep -qv 'PCI-MSI'
-        else
-            ! echo "$lines" | grep -q 'PCI-MSI' && ! echo "$lines" | grep -qv 'IO-APIC'
-        fi
-    }
-    [ $m = msi ] && irqdesc="virtio interrupts are PCI-MSI vectors" ||
-        irqdesc="pci=nomsi: virtio interrupts are IO-APIC lines, no PCI-MSI"
+    case $t in
+        pci) [ $mm = msi ] && irqdesc="virtio interrupts are PCI-MSI vectors" ||
+                irqdesc="pci=nomsi: virtio interrupts are level IO-APIC lines, no PCI-MSI" ;;
+        mmio) irqdesc="every disk on the virtio-mmio driver, its interrupt a level IO-APIC line" ;;
+        mix) [ $mm = msi ] && irqdesc="vda, vdb on virtio-mmio (level IO-APIC lines), vdc on virtio-pci (PCI-MSI)" ||
+                irqdesc="pci=nomsi: vda, vdb on virtio-mmio, vdc on virtio-pci, all on level IO-APIC lines" ;;
+    esac
+    bus=$(disk_bus $t vdc)
     check_rec $M "$tag root filesystem on virtio-blk: init from /dev/vda (ext4), /data/testfile md5 as built" \
         all "expect_status $M 0" "expect_out $M KESTREL-ROOTFS-INIT-OK" "expect_out $M '/dev/vda / ext4 rw'" \
             "eq \"\$(val $M TESTFILE-MD5)\" $ROOT_MD5" "expect_out $M 'KESTREL-ROOTFS-SCENARIO-EXIT 0'"
@@ -189,8 +253,9 @@ for m in ${MODES//,/ }; do
         all "eq \"\$(host_md5 md5-after-$m /tmp/ro.ext4)\" \"\$(host_md5 md5-before-$m /tmp/ro.ext4)\""
     check_rec $M "$tag before reset: vdc reads the test host's checksum" \
         all "eq \"\$(val $M VDC-MD5)\" \"\$(host_md5 md5-before-$m /tmp/data.img)\""
-    check_rec $M "$tag device reset (virtio-pci unbind/bind of vdc): reads the same checksum again" \
-        all "eq \"\$(val $M UNBIND)\" ok" "eq \"\$(val $M BIND)\" ok" "! expect_out $M VDC-STILL-THERE 2>/dev/null" \
+    check_rec $M "$tag device reset (virtio-$bus unbind/bind of vdc): reads the same checksum again" \
+        all "eq \"\$(val $M VDC-DRIVER)\" $([ $bus = pci ] && echo pci || echo platform)/virtio-$bus" \
+            "eq \"\$(val $M UNBIND)\" ok" "eq \"\$(val $M BIND)\" ok" "! expect_out $M VDC-STILL-THERE 2>/dev/null" \
             "eq \"\$(val $M RESET-READ-MD5)\" \"\$(host_md5 md5-before-$m /tmp/data.img)\""
     check_rec $M "$tag after reset: a 1 MiB write reads back in the guest (O_DIRECT) and lands in the image" \
         all "eq \"\$(val $M RESET-WRITE)\" ok" \

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # virtio-console checks with Debian's stock kernel, inside the nested test host.
 #
-#   test_virtio_console.sh [--kestrel PATH] [--stamp PATH]
+#   test_virtio_console.sh [--kestrel PATH] [--stamp PATH] [--transport pci|mmio|mix[,...]]
 #
-# One kestrel boot: `--console virtio --serial-port name=org.kestrel.test,socket=...`.
-# The guest's rdinit (/hvcinit) loads virtio_pci + virtio_console, reopens its stdio on
+# One kestrel boot per transport: `--console virtio --serial-port name=org.kestrel.test,
+# socket=...`, the console (and its ports) on virtio-pci (pci, the default) or virtio-mmio
+# (mmio; mix: the console on virtio-mmio and an 8 MiB disk on virtio-pci beside it, which
+# the guest reads back: "mix" record names end in -mix, mmio's in -mmio).
+# The guest's rdinit (/hvcinit) loads the transport's driver(s) + virtio_console, reopens its stdio on
 # /dev/hvc0 (init's stdout is not hvc0 before the module is loaded), prints a marker and
 # /proc/consoles. Checks:
 #   console  the marker reaches kestrel's stdout; /proc/consoles lists hvc0, not ttyS0
 #   port     /sys/class/virtio-ports/*/name holds the name, /dev/vportNpM exists
 #   h2g      4 MiB from a socat client on the host socket -> guest, same md5
 #   g2h      4 MiB of guest random data -> a socat client on the host socket, same md5
+#   bus      (mmio, mix) the console is a virtio-mmio device; (mix) the PCI disk reads the
+#            test host's md5
 # The host cannot watch the guest console live, so the two directions are sequenced by
 # retries: the sender connects once the socket exists; the guest reads until it has
 # 4 MiB (a read returns 0 while no client is connected); then the guest writes (its
@@ -23,11 +28,13 @@ set -uo pipefail
 KESTREL_BIN=$REPO_ROOT/build/kestrel
 STAMP=
 LIMIT=${E2E_VMM_TIMEOUT:-300}
+TRANSPORTS=pci
 while [ $# -gt 0 ]; do
     case $1 in
         --kestrel) KESTREL_BIN=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
-        *) echo "usage: $0 [--kestrel PATH] [--stamp PATH]" >&2; exit 2 ;;
+        --transport) TRANSPORTS=$2; shift 2 ;;
+        *) echo "usage: $0 [--kestrel PATH] [--stamp PATH] [--transport pci|mmio|mix[,...]]" >&2; exit 2 ;;
     esac
 done
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
@@ -36,6 +43,7 @@ scenario=$(mktemp "${TMPDIR:-/tmp}/kestrel-console.XXXXXX")
 trap 'rm -f "$scenario"' EXIT
 {
     echo "L=$LIMIT"
+    echo "TRANSPORTS='${TRANSPORTS//,/ }'"
     cat <<'SCENARIO'
 NAME=org.kestrel.test
 SOCK=/tmp/port.sock
@@ -46,7 +54,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /tmp
-modload virtio_pci virtio_console
+modload @TRANSPORT_MODULES@ virtio_console
 n=0
 while [ ! -c /dev/hvc0 ] && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
 exec </dev/hvc0 >/dev/hvc0 2>&1
@@ -58,11 +66,25 @@ echo "KESTREL-HVC-SCENARIO-EXIT $?"
 reboot -f
 sleep 10
 EOF
-chmod 755 "$RIG_WORK/hvcinit"
-export GUEST_FILES="$RIG_WORK/hvcinit:/hvcinit"
+# One rdinit per transport: only the drivers of the buses the devices are on.
+for t in pci mmio mix; do
+    case $t in pci) mods=virtio_pci ;; mmio) mods=virtio_mmio ;; mix) mods="virtio_mmio virtio_pci virtio_blk" ;; esac
+    sed "s/@TRANSPORT_MODULES@/$mods/" "$RIG_WORK/hvcinit" > "$RIG_WORK/hvcinit-$t"
+    chmod 755 "$RIG_WORK/hvcinit-$t"
+done
+head -c 8388608 /dev/urandom > /tmp/mix-disk.img
 
-G=$(guest_initrd port <<'EOF'
+cat > "$RIG_WORK/guest-port.sh" <<'EOF'
 md5() { md5sum | cut -d' ' -f1; }
+# The transport under the console device (the parent of virtioN: a PCI function or a
+# LNRO0005 platform device) and, under mix, the PCI disk beside it.
+for d in /sys/class/virtio-ports/*; do
+    echo "CONSOLE-DRIVER $(basename "$(readlink -f "$d/device/../driver")")"; break
+done
+if [ -e /sys/block/vda ]; then
+    echo "DISK-DRIVER $(basename "$(readlink -f /sys/block/vda/device/../driver)")"
+    echo "DISK-MD5 $(md5 < /dev/vda)"
+fi
 port=
 for d in /sys/class/virtio-ports/*; do
     echo "VPORT ${d##*/} $(cat $d/name 2>/dev/null)"
@@ -91,62 +113,81 @@ cat /tmp/out >&3 && echo "G2H-WRITE ok"
 sleep 3
 exec 3>&-
 EOF
-)
 
-head -c 4194304 /dev/urandom > /tmp/h2g.bin
-rm -f $SOCK /tmp/g2h.bin /tmp/stop /tmp/h2g.status
-(
+for t in $TRANSPORTS; do
+    sfx=-$t ct=,transport=$t extra=
+    [ $t = pci ] && sfx= ct=
+    [ $t = mix ] && ct=,transport=mmio extra="--disk path=/tmp/mix-disk.img,transport=pci"
+    export GUEST_FILES="$RIG_WORK/hvcinit-$t:/hvcinit"
+    G=$(guest_initrd port$sfx "$RIG_WORK/guest-port.sh")
+    head -c 4194304 /dev/urandom > /tmp/h2g.bin
+    rm -f $SOCK /tmp/g2h.bin /tmp/stop /tmp/h2g.status
+    (
+        n=0
+        while [ ! -S $SOCK ] && [ $n -lt 1200 ] && [ ! -e /tmp/stop ]; do usleep 100000; n=$((n + 1)); done
+        socat -u FILE:/tmp/h2g.bin UNIX-CONNECT:$SOCK
+        echo "h2g-socat $?" > /tmp/h2g.status
+        while [ ! -e /tmp/stop ]; do
+            usleep 500000
+            socat -u UNIX-CONNECT:$SOCK STDOUT 2>/dev/null | head -c 4194304 > /tmp/g2h.part
+            if [ $(wc -c < /tmp/g2h.part) -gt 0 ]; then mv /tmp/g2h.part /tmp/g2h.bin; break; fi
+        done
+    ) &
+    bg=$!
+    run_vmm -t $L console$sfx $VMM --console virtio$ct --kernel $VMLINUZ --initrd $G \
+        --cmdline 'console=hvc0 reboot=k panic=1 quiet rdinit=/hvcinit' \
+        --serial-port name=$NAME,socket=$SOCK $extra
+    touch /tmp/stop
     n=0
-    while [ ! -S $SOCK ] && [ $n -lt 1200 ] && [ ! -e /tmp/stop ]; do usleep 100000; n=$((n + 1)); done
-    socat -u FILE:/tmp/h2g.bin UNIX-CONNECT:$SOCK
-    echo "h2g-socat $?" > /tmp/h2g.status
-    while [ ! -e /tmp/stop ]; do
-        usleep 500000
-        socat -u UNIX-CONNECT:$SOCK STDOUT 2>/dev/null | head -c 4194304 > /tmp/g2h.part
-        if [ $(wc -c < /tmp/g2h.part) -gt 0 ]; then mv /tmp/g2h.part /tmp/g2h.bin; break; fi
-    done
-) &
-bg=$!
-run_vmm -t $L console $VMM --console virtio --kernel $VMLINUZ --initrd $G \
-    --cmdline 'console=hvc0 reboot=k panic=1 quiet rdinit=/hvcinit' \
-    --serial-port name=$NAME,socket=$SOCK
-touch /tmp/stop
-n=0
-while kill -0 $bg 2>/dev/null && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
-kill $bg 2>/dev/null
-{
-    cat /tmp/h2g.status 2>/dev/null
-    echo "h2g-md5 $(md5sum < /tmp/h2g.bin | cut -d' ' -f1)"
-    [ -f /tmp/g2h.bin ] || : > /tmp/g2h.bin
-    echo "g2h-bytes $(wc -c < /tmp/g2h.bin)"
-    echo "g2h-md5 $(md5sum < /tmp/g2h.bin | cut -d' ' -f1)"
-} > "$RIG_WORK/host-side"
-rig_put host-side "$RIG_WORK/host-side"
+    while kill -0 $bg 2>/dev/null && [ $n -lt 100 ]; do usleep 100000; n=$((n + 1)); done
+    kill $bg 2>/dev/null
+    {
+        cat /tmp/h2g.status 2>/dev/null
+        echo "h2g-md5 $(md5sum < /tmp/h2g.bin | cut -d' ' -f1)"
+        [ -f /tmp/g2h.bin ] || : > /tmp/g2h.bin
+        echo "g2h-bytes $(wc -c < /tmp/g2h.bin)"
+        echo "g2h-md5 $(md5sum < /tmp/g2h.bin | cut -d' ' -f1)"
+        echo "disk-md5 $(md5sum < /tmp/mix-disk.img | cut -d' ' -f1)"
+    } > "$RIG_WORK/host-side"
+    rig_put host-side$sfx "$RIG_WORK/host-side"
+done
 SCENARIO
 } > "$scenario"
 
-echo "# test_virtio_console"
-if ! rig_run "$scenario" --timeout $((LIMIT + 200)) --kestrel "$KESTREL_BIN" ${STAMP:+--stamp "$STAMP"}; then
+echo "# test_virtio_console: transports $TRANSPORTS"
+set -- ${TRANSPORTS//,/ }
+if ! rig_run "$scenario" --timeout $((LIMIT * $# + 200)) --kestrel "$KESTREL_BIN" ${STAMP:+--stamp "$STAMP"}; then
     fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
 fi
 echo "# run dir: $RUN_DIR"
 
-consoles_ok() {
-    local c; c=$(val console CONSOLES)
-    echo "  /proc/consoles: $c" >&2
-    [[ ",$c" == *",hvc0,"* ]] && [[ ",$c" != *",ttyS0,"* ]]
-}
-
-check_rec console "--console virtio: the guest's hvc0 output reaches kestrel's stdout, exit 0" \
-    all "expect_out console KESTREL-HVC-INIT-OK" "expect_out console 'KESTREL-HVC-SCENARIO-EXIT 0'" \
-        "expect_status console 0"
-check_rec console "/proc/consoles lists hvc0 and not ttyS0" consoles_ok
-check_rec console "named port: /sys/class/virtio-ports/*/name = org.kestrel.test, /dev/vportNpM exists" \
-    all "[ -n \"\$(val console PORT)\" ]" "eq \"\$(val console PORT-DEV)\" \"/dev/\$(val console PORT)\""
-check_rec console "host -> guest: 4 MiB through the port socket, same md5" \
-    all "eq \"\$(val console H2G-BYTES)\" 4194304" "eq \"\$(val console H2G-MD5)\" \"\$(val host-side h2g-md5)\"" \
-        "eq \"\$(val host-side h2g-socat)\" 0"
-check_rec console "guest -> host: 4 MiB through the port socket, same md5" \
-    all "eq \"\$(val console G2H-WRITE)\" ok" "eq \"\$(val host-side g2h-bytes)\" 4194304" \
-        "eq \"\$(val host-side g2h-md5)\" \"\$(val console G2H-MD5)\""
+for t in ${TRANSPORTS//,/ }; do
+    C=console H=host-side tag=
+    [ $t = pci ] || C=console-$t H=host-side-$t tag="[$t] "
+    consoles_ok() {
+        local c; c=$(val $C CONSOLES)
+        echo "  /proc/consoles: $c" >&2
+        [[ ",$c" == *",hvc0,"* ]] && [[ ",$c" != *",ttyS0,"* ]]
+    }
+    check_rec $C "$tag--console virtio: the guest's hvc0 output reaches kestrel's stdout, exit 0" \
+        all "expect_out $C KESTREL-HVC-INIT-OK" "expect_out $C 'KESTREL-HVC-SCENARIO-EXIT 0'" \
+            "expect_status $C 0"
+    check_rec $C "$tag/proc/consoles lists hvc0 and not ttyS0" consoles_ok
+    check_rec $C "${tag}named port: /sys/class/virtio-ports/*/name = org.kestrel.test, /dev/vportNpM exists" \
+        all "[ -n \"\$(val $C PORT)\" ]" "eq \"\$(val $C PORT-DEV)\" \"/dev/\$(val $C PORT)\""
+    check_rec $C "${tag}host -> guest: 4 MiB through the port socket, same md5" \
+        all "eq \"\$(val $C H2G-BYTES)\" 4194304" "eq \"\$(val $C H2G-MD5)\" \"\$(val $H h2g-md5)\"" \
+            "eq \"\$(val $H h2g-socat)\" 0"
+    check_rec $C "${tag}guest -> host: 4 MiB through the port socket, same md5" \
+        all "eq \"\$(val $C G2H-WRITE)\" ok" "eq \"\$(val $H g2h-bytes)\" 4194304" \
+            "eq \"\$(val $H g2h-md5)\" \"\$(val $C G2H-MD5)\""
+    case $t in
+        pci) check_rec $C "the console is a virtio-pci device" eq virtio-pci "$(val $C CONSOLE-DRIVER)" ;;
+        mmio) check_rec $C "${tag}the console is a virtio-mmio device (found through ACPI)" \
+            eq virtio-mmio "$(val $C CONSOLE-DRIVER)" ;;
+        mix) check_rec $C "${tag}the console is on virtio-mmio, the disk beside it on virtio-pci and reads the test host's md5" \
+            all "eq virtio-mmio \"\$(val $C CONSOLE-DRIVER)\"" "eq virtio-pci \"\$(val $C DISK-DRIVER)\"" \
+                "eq \"\$(val $H disk-md5)\" \"\$(val $C DISK-MD5)\"" ;;
+    esac
+done
 finish

@@ -26,9 +26,9 @@ static int fake_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, str
 	return 0;
 }
 
-static int fake_route_add(void *opaque, uint32_t *gsi, struct kerr *err)
+static int fake_route_add(void *opaque, uint32_t devid, uint32_t *gsi, struct kerr *err)
 {
-	(void)opaque, (void)err;
+	(void)opaque, (void)devid, (void)err;
 	*gsi = next_gsi++;
 	return 0;
 }

@@ -412,3 +412,18 @@ Test(config, acpi_choices)
 	}
 	EXPECT_FAIL("bad --acpi 'yes': expected on, off or auto", "--kernel", "k", "--acpi", "yes");
 }
+
+Test(config, dump_dtb)
+{
+	struct vm_config cfg;
+	struct kerr err = {{0}};
+
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k"), 0, "%s", err.msg);
+	cr_assert_null(cfg.dump_dtb);
+	config_free(&cfg);
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--dump-dtb", "/tmp/x.dtb"), 0, "%s",
+		     err.msg);
+	cr_assert_str_eq(cfg.dump_dtb, "/tmp/x.dtb");
+	config_free(&cfg);
+	EXPECT_FAIL("--dump-dtb", "--kernel", "k", "--dump-dtb");
+}

@@ -24,6 +24,7 @@
 #include "vmm/guest_mem.h"
 
 /* Any 32-bit window will do; this is the one x86 uses. */
+#define TEST_DEVID 0x28 /* slot 5: what an ITS translates MSIs by */
 #define TEST_MMIO32_BASE 0xc0000000ULL
 #define TEST_MMIO32_SIZE 0x20000000ULL
 
@@ -158,6 +159,7 @@ struct route_rec {
 static struct ioefd_rec ioefds[MAX_REC];
 static unsigned int nr_ioefds;
 static unsigned int nr_route_adds;
+static uint32_t route_devids[MAX_REC];
 static struct route_rec route_sets[MAX_REC];
 static unsigned int nr_route_sets;
 static int intx_level;
@@ -172,11 +174,12 @@ static int fake_ioeventfd(void *opaque, int efd, uint64_t addr, bool assign, str
 	return 0;
 }
 
-static int fake_route_add(void *opaque, uint32_t *gsi, struct kerr *err)
+static int fake_route_add(void *opaque, uint32_t devid, uint32_t *gsi, struct kerr *err)
 {
 	(void)opaque;
 	(void)err;
 	cr_assert_lt(nr_route_adds, MAX_REC);
+	route_devids[nr_route_adds] = devid;
 	*gsi = FIRST_GSI + nr_route_adds++;
 	return 0;
 }
@@ -262,6 +265,7 @@ static void setup(void)
 	    .msi_route_set = fake_route_set,
 	    .irqfd = fake_irqfd,
 	    .loop = &loop,
+	    .msi_devid = TEST_DEVID,
 	};
 	struct irq_line intx = {fake_intx, &dev, INTX_IRQ};
 	struct kerr err;
@@ -556,6 +560,8 @@ Test(virtio_pci, msix_capability_has_one_vector_per_queue_plus_config)
 	/* One GSI route per vector, each with its own eventfd; all start masked, so no irqfd
 	 * is attached yet. */
 	cr_assert_eq(nr_route_adds, NQ + 1);
+	for (unsigned int i = 0; i < nr_route_adds; i++)
+		cr_assert_eq(route_devids[i], TEST_DEVID, "every route carries the requester ID");
 	for (unsigned int i = 0; i < NQ + 1; i++) {
 		cr_assert_eq(vp->vectors[i].gsi, FIRST_GSI + i);
 		cr_assert_geq(vp->vectors[i].masked_poll.fd, 0);
