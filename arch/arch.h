@@ -27,6 +27,7 @@ struct arch_layout {
 	unsigned int virtio_mmio_max;
 	size_t cmdline_max; /* bytes, including the terminating NUL */
 	bool msi_devid;	    /* MSI routes carry the requester ID (an ITS translates by it) */
+	bool has_its;	    /* --its applies: the interrupt controller may have an ITS */
 };
 
 extern const struct arch_layout arch_layout;
@@ -44,9 +45,12 @@ int arch_check_kvm(int kvm_fd, struct kerr *err);
 
 struct arch_vm; /* the architecture's own state for one VM */
 
+/* Whether PCI MSIs get a translator (arm64's GIC ITS); x86's MSIs need none. */
+enum arch_its_choice { ARCH_ITS_AUTO, ARCH_ITS_ON, ARCH_ITS_OFF };
+
 /* The VM-wide parts: interrupt controllers, timers, anything before memory and vCPUs. */
 int arch_vm_create(struct arch_vm **out, int kvm_fd, int vm_fd, unsigned int nr_cpus,
-		   struct kerr *err);
+		   enum arch_its_choice its, struct kerr *err);
 void arch_vm_destroy(struct arch_vm *a);
 
 /* RAM regions for ram_size bytes (at most max); returns the count, or -1 if it cannot fit. */

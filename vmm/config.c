@@ -41,6 +41,8 @@ const char *config_usage(void)
 	       "                    before kestrel stops it (default: 30)\n"
 	       "  --mmio-cmdline    also declare virtio-mmio devices on the kernel command line\n"
 	       "                    (virtio_mmio.device=...), for kernels without ACPI\n"
+	       "  --its auto|on|off (arm64) PCI MSI-X through a GIC ITS; off: INTx only\n"
+	       "                    (default auto: an ITS when KVM offers one)\n"
 	       "  --dump-dtb FILE   also write the guest's device tree to FILE (arm64)\n"
 	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
 	       "  -v, --verbose     log start-up timing to stderr, and device counters at exit\n"
@@ -122,6 +124,7 @@ enum {
 	OPT_TRANSPORT,
 	OPT_MMIO_CMDLINE,
 	OPT_DUMP_DTB,
+	OPT_ITS,
 	OPT_ACPI,
 	OPT_SHUTDOWN_TIMEOUT,
 };
@@ -399,6 +402,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"transport", required_argument, NULL, OPT_TRANSPORT},
 	    {"mmio-cmdline", no_argument, NULL, OPT_MMIO_CMDLINE},
 	    {"dump-dtb", required_argument, NULL, OPT_DUMP_DTB},
+	    {"its", required_argument, NULL, OPT_ITS},
 	    {"acpi", required_argument, NULL, OPT_ACPI},
 	    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
 	    {NULL, 0, NULL, 0},
@@ -491,6 +495,19 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 			break;
 		case OPT_DUMP_DTB:
 			cfg->dump_dtb = optarg;
+			break;
+		case OPT_ITS:
+			if (!arch_layout.has_its)
+				return kerr_set(err, "--its: only arm64 guests have a GIC ITS");
+			if (!strcmp(optarg, "on"))
+				cfg->its = ARCH_ITS_ON;
+			else if (!strcmp(optarg, "off"))
+				cfg->its = ARCH_ITS_OFF;
+			else if (!strcmp(optarg, "auto"))
+				cfg->its = ARCH_ITS_AUTO;
+			else
+				return kerr_set(err, "bad --its '%s': expected auto, on or off",
+						optarg);
 			break;
 		case OPT_TRANSPORT:
 			if (parse_transport("--transport", optarg, &cfg->transport, err))

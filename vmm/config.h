@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/arch.h"
 #include "vmm/error.h"
 
 #define KESTREL_DEFAULT_MEMORY (256ULL << 20)
@@ -77,9 +78,10 @@ struct vm_config {
 		ACPI_OFF
 	} acpi;			       /* default on; auto: on with a virtio-mmio device */
 	unsigned int shutdown_timeout; /* seconds the guest gets to power off after SIGTERM */
-	bool mmio_cmdline;    /* declare virtio-mmio devices on the kernel command line too */
-	const char *dump_dtb; /* write the guest's device tree here (arm64); NULL: no */
-	bool seccomp;	      /* per-thread system call filters (on unless --seccomp=off) */
+	bool mmio_cmdline;	  /* declare virtio-mmio devices on the kernel command line too */
+	enum arch_its_choice its; /* --its (arm64): PCI MSIs through a GIC ITS, or INTx */
+	const char *dump_dtb;	  /* write the guest's device tree here (arm64); NULL: no */
+	bool seccomp;		  /* per-thread system call filters (on unless --seccomp=off) */
 	bool verbose;
 	bool help;
 	bool version;

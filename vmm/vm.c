@@ -145,7 +145,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	if (vm->vm_fd < 0)
 		return kerr_set(err, "KVM_CREATE_VM: %s", strerror(errno));
 	/* vCPUs before devices: arch_vcpus_created may reset what devices set up in KVM. */
-	if (arch_vm_create(&vm->arch, vm->kvm_fd, vm->vm_fd, vm->nr_cpus, err) ||
+	if (arch_vm_create(&vm->arch, vm->kvm_fd, vm->vm_fd, vm->nr_cpus, cfg->its, err) ||
 	    map_memory(vm, cfg->memory, err) || create_vcpus(vm, err) ||
 	    arch_vcpus_created(vm->arch, err) || event_loop_init(&vm->loop, err) ||
 	    platform_create(&vm->platform, vm, err) || pci_devices_create(vm, cfg, err))

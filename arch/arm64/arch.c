@@ -37,6 +37,7 @@ const struct arch_layout arch_layout = {
     .virtio_mmio_max = ARM64_VIRTIO_MMIO_MAX,
     .cmdline_max = ARM64_CMDLINE_MAX,
     .msi_devid = true,
+    .has_its = true,
 };
 
 /* vmm/'s interrupt numbers are SPI numbers: the routing table's pins, the DT's cells. */
@@ -89,7 +90,7 @@ static int create_device(int vm_fd, uint32_t type)
 }
 
 /* The GICv3 and its ITS, placed; initialised once every vCPU exists (arch_vcpus_created). */
-static int create_gic(struct arch_vm *a, struct kerr *err)
+static int create_gic(struct arch_vm *a, enum arch_its_choice its_choice, struct kerr *err)
 {
 	uint64_t dist = ARM64_GICD_BASE, redist = ARM64_GICR_BASE, its = ARM64_GITS_BASE;
 	uint32_t nr_irqs = 32 + NR_SPIS;
@@ -108,8 +109,15 @@ static int create_gic(struct arch_vm *a, struct kerr *err)
 		     "redistributor address", err) ||
 	    dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs, "number of IRQs", err))
 		return -1;
-	/* No ITS on the host's GIC: PCI falls back to INTx, which the device tree then says. */
+	/* No ITS (none on the host's GIC, or --its off): PCI falls back to INTx, which the
+	 * device tree then says. */
+	if (its_choice == ARCH_ITS_OFF)
+		return 0;
 	a->its_fd = create_device(a->vm_fd, KVM_DEV_TYPE_ARM_VGIC_ITS);
+	if (a->its_fd < 0 && its_choice == ARCH_ITS_ON)
+		return kerr_set(err,
+				"--its on: KVM offers no vGIC ITS here (KVM_CREATE_DEVICE: %s)",
+				strerror(errno));
 	if (a->its_fd >= 0 && dev_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE,
 				       &its, "ITS address", err))
 		return -1;
@@ -117,7 +125,7 @@ static int create_gic(struct arch_vm *a, struct kerr *err)
 }
 
 int arch_vm_create(struct arch_vm **out, int kvm_fd, int vm_fd, unsigned int nr_cpus,
-		   struct kerr *err)
+		   enum arch_its_choice its, struct kerr *err)
 {
 	struct arch_vm *a = calloc(1, sizeof(*a));
 
@@ -130,7 +138,7 @@ int arch_vm_create(struct arch_vm **out, int kvm_fd, int vm_fd, unsigned int nr_
 	*out = a;
 	if (ioctl(vm_fd, KVM_ARM_PREFERRED_TARGET, &a->init) < 0)
 		return kerr_set(err, "KVM_ARM_PREFERRED_TARGET: %s", strerror(errno));
-	return create_gic(a, err);
+	return create_gic(a, its, err);
 }
 
 int arch_vcpus_created(struct arch_vm *a, struct kerr *err)

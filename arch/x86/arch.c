@@ -25,6 +25,7 @@ const struct arch_layout arch_layout = {
     .virtio_mmio_max = X86_VIRTIO_MMIO_MAX,
     .cmdline_max = X86_CMDLINE_MAX,
     .msi_devid = false,
+    .has_its = false,
 };
 
 uint32_t arch_virtio_mmio_irq(unsigned int index)
@@ -49,10 +50,11 @@ int arch_check_kvm(int kvm_fd, struct kerr *err)
 }
 
 int arch_vm_create(struct arch_vm **out, int kvm_fd, int vm_fd, unsigned int nr_cpus,
-		   struct kerr *err)
+		   enum arch_its_choice its, struct kerr *err)
 {
 	struct arch_vm *a = calloc(1, sizeof(*a));
 
+	(void)its; /* config_parse refuses --its where arch_layout.has_its is false */
 	if (!a)
 		return kerr_set(err, "out of memory");
 	a->nr_cpus = nr_cpus;

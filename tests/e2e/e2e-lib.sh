@@ -22,7 +22,31 @@ check() {
 rig_run() {
     local scenario=$1; shift
     RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-e2e.XXXXXX")
-    python3 "$E2E_DIR/rig.py" run --scenario "$scenario" --out "$RUN_DIR" "$@" >/dev/null
+    python3 "$E2E_DIR/rig.py" run --scenario "$scenario" --out "$RUN_DIR" "${RIG_ARCH_ARGS[@]}" "$@" >/dev/null
+}
+
+# The test host's architecture (a test's --arch x86_64|arm64). On arm64 the kestrel under
+# test is the cross-built static binary (arm64_kestrel); RIG_ARCH_ARGS goes to rig_run.
+ARCH=x86_64
+RIG_ARCH_ARGS=()
+# set_arch ARCH: validate and apply --arch (exits 2 on anything else).
+set_arch() {
+    case $1 in
+        x86_64) ARCH=x86_64; RIG_ARCH_ARGS=() ;;
+        arm64) ARCH=arm64; RIG_ARCH_ARGS=(--arch arm64) ;;
+        *) echo "bad --arch '$1': expected x86_64 or arm64" >&2; exit 2 ;;
+    esac
+}
+# arm64_kestrel: build (incrementally) the static aarch64 kestrel with arch/arm64/cross-build.sh
+# in $KESTREL_ARM64_BUILD (default build-arm64 in the repo) and print its path.
+arm64_kestrel() {
+    local dir=${KESTREL_ARM64_BUILD:-$REPO_ROOT/build-arm64}
+    bash "$REPO_ROOT/arch/arm64/cross-build.sh" "$dir" >&2 || return 1
+    echo "$dir/kestrel"
+}
+# default_kestrel: the kestrel a test uses without --kestrel (the native build on x86_64).
+default_kestrel() {
+    if [ "$ARCH" = arm64 ]; then arm64_kestrel; else echo "$REPO_ROOT/build/kestrel"; fi
 }
 
 # debian_image WORKDIR: build or reuse the Debian system (guest-images/build-debian.sh) and

@@ -35,6 +35,10 @@ QEMU_KVM="qemu-system-x86_64 -accel kvm -cpu host -nodefaults -display none -no-
 # What differs in an arm64 test host (guest-images/build-testhost.sh writes it there):
 # RIG_OUT (a virtio serial port), VMLINUX (none), QEMU_KVM (qemu-system-aarch64 -M virt).
 [ -f /etc/testhost.env ] && . /etc/testhost.env
+# QEMU's serial console: the PC's 16550 (ttyS0), or -M virt's PL011 (kestrel's arm64 UART is a
+# 16550, ttyS0: a QEMU run of the same guest renames console=).
+QEMU_CONSOLE=ttyS0
+[ "$(uname -m)" = aarch64 ] && QEMU_CONSOLE=ttyAMA0
 [ -c "$RIG_OUT" ] || RIG_OUT=/dev/console
 
 # _rig_record NAME STATUS SECONDS OUTFILE ERRFILE: send one record to the rig.

@@ -33,7 +33,8 @@ scenario=$tools/scenario.sh
 trap 'rm -rf "$tools"' EXIT
 aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -o "$tools/kvmcaps" "$E2E_DIR/kvmcaps.c" ||
     { fail "cross-compile kvmcaps.c"; finish; }
-rig_args=(--arch arm64 --timeout 300 --file "$tools/kvmcaps:/usr/local/bin/kvmcaps")
+set_arch arm64
+rig_args=(--timeout 300 --file "$tools/kvmcaps:/usr/local/bin/kvmcaps")
 [ -n "$DEPS_CHECK" ] && rig_args+=(--file "$DEPS_CHECK:/usr/local/bin/deps-check")
 
 cat > "$scenario" <<'EOF'

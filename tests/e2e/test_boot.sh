@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Boot checks for a VMM with kestrel's command line, inside the nested test host.
 #
-#   test_boot.sh [--vmm kestrel|qemu] [--kestrel PATH] [--stamp PATH] [--checks LIST]
+#   test_boot.sh [--arch x86_64|arm64] [--vmm kestrel|qemu] [--kestrel PATH] [--stamp PATH]
+#                [--checks LIST]
 #
 # --vmm qemu runs the same checks against qemu-kestrel (QEMU behind kestrel's CLI): a
-# self-test of the rig and of the checks. LIST is a comma list of:
-#   bzimage  boot Debian's bzImage, the guest prints KESTREL-GUEST-INIT-OK, exit 0
-#   elf      the same from the ELF vmlinux
+# self-test of the rig and of the checks. --arch arm64 runs them in the nested arm64 test
+# host, with the cross-built kestrel (arm64_kestrel) unless --kestrel names one. LIST is a
+# comma list of:
+#   bzimage  boot Debian's compressed kernel (x86 bzImage, arm64 gzip Image), the guest
+#            prints KESTREL-GUEST-INIT-OK, exit 0
+#   elf      the same from the ELF vmlinux (x86 only)
 #   reboot   guest `reboot -f` -> exit status 0
+#   poweroff guest `poweroff -f` (ACPI S5 on x86, PSCI SYSTEM_OFF on arm64) -> exit status 0
 #   cpus     --cpus 2 -> the guest counts 2 processors
-#   memory   --memory 512M -> MemTotal within 2% of QEMU -m 512M on the same kernel
-#   debugexit  guest writes 5 to port 0xf4 -> exit status (5<<1)|1 = 11
+#   memory   --memory 512M -> MemTotal within 2% of QEMU (x86: -m 512M; arm64: -M virt
+#            -m 512M) on the same kernel
+#   debugexit  guest writes 5 to the debug-exit device (x86 port 0xf4, arm64 MMIO
+#            0x09040000) -> exit status (5<<1)|1 = 11 (kestrel only on arm64: QEMU's virt
+#            machine has no such device)
 #   panic    a kernel that panics (no init, no root) with panic=1 ends the VMM, exit 0
 # All listed checks share one boot of the test host. Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero on any failure.
@@ -18,22 +26,33 @@ set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
 
 VMM=kestrel
-KESTREL_BIN=$REPO_ROOT/build/kestrel
-CHECKS=bzimage,elf,reboot,cpus,memory,debugexit,panic
+KESTREL_BIN=
+CHECKS=
 STAMP=
 LIMIT=${E2E_VMM_TIMEOUT:-120}   # seconds per VMM run inside the test host
 while [ $# -gt 0 ]; do
     case $1 in
+        --arch) set_arch "$2"; shift 2 ;;
         --vmm) VMM=$2; shift 2 ;;
         --kestrel) KESTREL_BIN=$2; shift 2 ;;
         --checks) CHECKS=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
-        *) echo "usage: $0 [--vmm kestrel|qemu] [--kestrel PATH] [--stamp PATH] [--checks LIST]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--arch x86_64|arm64] [--vmm kestrel|qemu] [--kestrel PATH] [--stamp PATH] [--checks LIST]" >&2; exit 2 ;;
     esac
 done
+if [ "$ARCH" = arm64 ]; then
+    CHECKS=${CHECKS:-bzimage,reboot,poweroff,cpus,memory,debugexit,panic}
+    [[ ",$CHECKS," == *,elf,* ]] && { echo "--checks elf: x86 only (arm64 boots the Image)" >&2; exit 2; }
+    # No debug-exit device in QEMU's virt machine.
+    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,debugexit,/,/; s/^,//; s/,$//')
+else
+    CHECKS=${CHECKS:-bzimage,elf,reboot,poweroff,cpus,memory,debugexit,panic}
+fi
 rig_args=(--timeout 580 ${STAMP:+--stamp "$STAMP"})
 case $VMM in
     kestrel)
+        [ -n "$KESTREL_BIN" ] || KESTREL_BIN=$(default_kestrel) ||
+            { echo "FAIL: building the $ARCH kestrel"; echo "0 passed, 1 failed"; exit 1; }
         [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
         rig_args+=(--kestrel "$KESTREL_BIN" --env VMM=kestrel) ;;
     qemu) rig_args+=(--env VMM=qemu-kestrel) ;;
@@ -59,6 +78,10 @@ trap 'rm -f "$scenario"' EXIT
 G=\$(echo 'echo rebooting-now; reboot -f; sleep 30' | guest_initrd reboot)
 run_vmm -t \$L reboot \$VMM --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
 EOF
+    want poweroff && cat <<EOF
+G=\$(echo 'echo powering-off-now; poweroff -f; sleep 30' | guest_initrd poweroff)
+run_vmm -t \$L poweroff \$VMM --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
+EOF
     want cpus && cat <<EOF
 G=\$(echo 'echo "NCPU=\$(grep -c ^processor /proc/cpuinfo)"' | guest_initrd cpus)
 run_vmm -t \$L cpus \$VMM --cpus 2 --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
@@ -66,8 +89,8 @@ EOF
     want memory && cat <<EOF
 G=\$(echo 'grep MemTotal /proc/meminfo' | guest_initrd mem)
 run_vmm -t \$L memory \$VMM --memory 512M --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
-run_vmm -t \$L memory-qemu qemu-system-x86_64 -accel kvm -cpu host -m 512M -nodefaults -nographic \\
-    -serial stdio -no-reboot -L /usr/share/qemu -kernel \$VMLINUZ -initrd \$G -append '$QCMD'
+run_vmm -t \$L memory-qemu \$QEMU_KVM -m 512M -kernel \$VMLINUZ -initrd \$G \\
+    -append "\$(echo '$QCMD' | sed "s/console=ttyS0/console=\$QEMU_CONSOLE/")"
 EOF
     want debugexit && cat <<EOF
 G=\$(echo 'echo writing-debug-exit; debug-exit 5; sleep 30' | guest_initrd dbgexit)
@@ -78,19 +101,21 @@ EOF
     want panic && echo "run_vmm -t \$L panic \$VMM --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$QCMD rdinit=/nonexistent'"
 } > "$scenario"
 
-echo "# test_boot: vmm=$VMM checks=$CHECKS"
+echo "# test_boot: arch=$ARCH vmm=$VMM checks=$CHECKS"
 if ! rig_run "$scenario" "${rig_args[@]}"; then
     fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
 fi
 echo "# run dir: $RUN_DIR"
 
 
-want bzimage && check_rec bzimage "bzImage boots to init, exit 0" \
+want bzimage && check_rec bzimage "the compressed kernel (bzImage; arm64: gzip Image) boots to init, exit 0" \
     all "expect_out bzimage KESTREL-GUEST-INIT-OK" "expect_status bzimage 0"
 want elf && check_rec elf "ELF vmlinux boots to init, exit 0" \
     all "expect_out elf KESTREL-GUEST-INIT-OK" "expect_status elf 0"
 want reboot && check_rec reboot "guest reboot -f ends the VMM with status 0" \
     all "expect_out reboot rebooting-now" "expect_status reboot 0"
+want poweroff && check_rec poweroff "guest poweroff -f ends the VMM with status 0" \
+    all "expect_out poweroff powering-off-now" "expect_status poweroff 0"
 want cpus && check_rec cpus "--cpus 2: the guest sees 2 processors" \
     all "expect_out cpus NCPU=2" "expect_status cpus 0"
 if want memory; then
@@ -104,7 +129,7 @@ if want memory; then
     has_rec memory-qemu || fail "QEMU reference run for the memory check finished"
     check_rec memory "--memory 512M: MemTotal within 2% of QEMU -m 512M" mem_ok
 fi
-want debugexit && check_rec debugexit "guest byte 5 to port 0xf4 -> exit status 11" \
+want debugexit && check_rec debugexit "guest byte 5 to the debug-exit device -> exit status 11" \
     all "expect_out debugexit writing-debug-exit" "expect_status debugexit 11"
 want panic && check_rec panic "kernel panic with panic=1 ends the VMM (exit 0, no hang)" \
     all "expect_out panic 'Kernel panic'" "expect_status panic 0"

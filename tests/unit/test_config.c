@@ -427,3 +427,24 @@ Test(config, dump_dtb)
 	config_free(&cfg);
 	EXPECT_FAIL("--dump-dtb", "--kernel", "k", "--dump-dtb");
 }
+
+/* --its exists where the interrupt controller can have one (arm64); x86 refuses it. */
+Test(config, its_choice)
+{
+	struct vm_config cfg;
+	struct kerr err = {{0}};
+
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k"), 0, "%s", err.msg);
+	cr_assert_eq(cfg.its, ARCH_ITS_AUTO);
+	config_free(&cfg);
+	if (!arch_layout.has_its) {
+		EXPECT_FAIL("--its: only arm64 guests have a GIC ITS", "--kernel", "k", "--its",
+			    "off");
+		return;
+	}
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--its", "off"), 0, "%s", err.msg);
+	cr_assert_eq(cfg.its, ARCH_ITS_OFF);
+	config_free(&cfg);
+	EXPECT_FAIL("bad --its 'maybe': expected auto, on or off", "--kernel", "k", "--its",
+		    "maybe");
+}
