@@ -16,6 +16,8 @@ kernel_pkg_fetch
 GUEST_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio
     virtio_blk virtio_console failover net_failover virtio_net
     crc16 crc32c_generic mbcache jbd2 ext4)
+# arm64: kestrel's power key is a gpio-keys line on its PL061 (SIGTERM presses it).
+[ "$GI_ARCH" = arm64 ] && GUEST_MODULES+=(gpio_keys)
 
 KSTAMP=$KROOT/.stamp
 BUSYBOX=$(target_busybox)

@@ -8,9 +8,10 @@
 # self-test of the rig and of the checks. --arch arm64 runs them in the nested arm64 test
 # host, with the cross-built kestrel (arm64_kestrel) unless --kestrel names one. LIST is a
 # comma list of:
-#   bzimage  boot Debian's compressed kernel (x86 bzImage, arm64 gzip Image), the guest
-#            prints KESTREL-GUEST-INIT-OK, exit 0
+#   bzimage  boot Debian's kernel (x86: the bzImage; arm64: the Image), the guest prints
+#            KESTREL-GUEST-INIT-OK, exit 0
 #   elf      the same from the ELF vmlinux (x86 only)
+#   gzimage  the same from the Image gzip-compressed in the test host (arm64 only)
 #   reboot   guest `reboot -f` -> exit status 0
 #   poweroff guest `poweroff -f` (ACPI S5 on x86, PSCI SYSTEM_OFF on arm64) -> exit status 0
 #   cpus     --cpus 2 -> the guest counts 2 processors
@@ -20,6 +21,8 @@
 #            0x09040000) -> exit status (5<<1)|1 = 11 (kestrel only on arm64: QEMU's virt
 #            machine has no such device)
 #   panic    a kernel that panics (no init, no root) with panic=1 ends the VMM, exit 0
+#   sigterm  (arm64, kestrel) SIGTERM to kestrel presses the PL061 gpio-keys power key: the
+#            guest reads KEY_POWER from its input device and powers off -> exit 0
 # All listed checks share one boot of the test host. Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
@@ -41,10 +44,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ "$ARCH" = arm64 ]; then
-    CHECKS=${CHECKS:-bzimage,reboot,poweroff,cpus,memory,debugexit,panic}
+    CHECKS=${CHECKS:-bzimage,gzimage,reboot,poweroff,cpus,memory,debugexit,panic,sigterm}
     [[ ",$CHECKS," == *,elf,* ]] && { echo "--checks elf: x86 only (arm64 boots the Image)" >&2; exit 2; }
     # No debug-exit device in QEMU's virt machine.
-    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,debugexit,/,/; s/^,//; s/,$//')
+    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,debugexit,/,/; s/,sigterm,/,/; s/^,//; s/,$//')
 else
     CHECKS=${CHECKS:-bzimage,elf,reboot,poweroff,cpus,memory,debugexit,panic}
 fi
@@ -73,6 +76,10 @@ trap 'rm -f "$scenario"' EXIT
     # A guest scenario that does nothing: the guest's /init reboots after it.
     echo 'G_NOP=$(echo "echo nothing to do" | guest_initrd nop)'
     want bzimage && echo "run_vmm -t \$L bzimage \$VMM --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$CMD'"
+    want gzimage && cat <<EOF
+gzip -1 -c \$VMLINUZ > \$RIG_WORK/Image.gz
+run_vmm -t \$L gzimage \$VMM --kernel \$RIG_WORK/Image.gz --initrd \$G_NOP --cmdline '$CMD'
+EOF
     want elf && echo "run_vmm -t \$L elf \$VMM --kernel \$VMLINUX --initrd \$G_NOP --cmdline '$CMD'"
     want reboot && cat <<EOF
 G=\$(echo 'echo rebooting-now; reboot -f; sleep 30' | guest_initrd reboot)
@@ -99,6 +106,16 @@ EOF
     # With rdinit= pointing nowhere the kernel tries to mount a root fs, finds none and
     # panics; panic=1 then reboots through the keyboard controller (reboot=k).
     want panic && echo "run_vmm -t \$L panic \$VMM --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$QCMD rdinit=/nonexistent'"
+    # The guest waits for one input event (24 bytes: struct input_event on a 64-bit kernel)
+    # from gpio-keys; then powers off.
+    want sigterm && cat <<EOF
+G=\$(printf '%s\\n' 'modload gpio_keys' 'wait_ev() { for i in 1 2 3 4 5 6 7 8 9 10; do [ -c /dev/input/event0 ] && return; sleep 0.5; done; }' \\
+    'wait_ev; cat /sys/class/input/event0/device/name; echo waiting-for-power-key' \\
+    'dd if=/dev/input/event0 bs=24 count=1 > /dev/null 2>&1 && echo power-key-pressed; poweroff -f' | guest_initrd sigterm)
+start_vmm sigterm \$VMM --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
+wait_console sigterm waiting-for-power-key 60 && kill -TERM "\$KP"
+wait \$VP
+EOF
 } > "$scenario"
 
 echo "# test_boot: arch=$ARCH vmm=$VMM checks=$CHECKS"
@@ -110,6 +127,8 @@ echo "# run dir: $RUN_DIR"
 
 want bzimage && check_rec bzimage "the compressed kernel (bzImage; arm64: gzip Image) boots to init, exit 0" \
     all "expect_out bzimage KESTREL-GUEST-INIT-OK" "expect_status bzimage 0"
+want gzimage && check_rec gzimage "the gzip-compressed Image boots to init, exit 0" \
+    all "expect_out gzimage KESTREL-GUEST-INIT-OK" "expect_status gzimage 0"
 want elf && check_rec elf "ELF vmlinux boots to init, exit 0" \
     all "expect_out elf KESTREL-GUEST-INIT-OK" "expect_status elf 0"
 want reboot && check_rec reboot "guest reboot -f ends the VMM with status 0" \
@@ -133,4 +152,7 @@ want debugexit && check_rec debugexit "guest byte 5 to the debug-exit device -> 
     all "expect_out debugexit writing-debug-exit" "expect_status debugexit 11"
 want panic && check_rec panic "kernel panic with panic=1 ends the VMM (exit 0, no hang)" \
     all "expect_out panic 'Kernel panic'" "expect_status panic 0"
+want sigterm && check_rec sigterm "SIGTERM presses the gpio-keys power key; the guest powers off, exit 0" \
+    all "expect_out sigterm gpio-keys" "expect_out sigterm power-key-pressed" "expect_status sigterm 0" \
+        "rec_err sigterm | grep -F 'pressed the power button' > /dev/null"
 finish
