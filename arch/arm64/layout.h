@@ -23,7 +23,8 @@
 #define ARM64_GPIO_BASE 0x09030000ULL /* PL061: the power key */
 #define ARM64_GPIO_POWER_KEY 3	      /* its line */
 #define ARM64_GPIO_SIZE 0x1000ULL
-#define ARM64_DEBUG_EXIT_BASE 0x09040000ULL /* byte V at +0 ends the VM, +1 boot timer (docs/cli.md) */
+/* The debug exit: byte V at +0 ends the VM, +1 is the boot timer (docs/cli.md). */
+#define ARM64_DEBUG_EXIT_BASE 0x09040000ULL
 #define ARM64_DEBUG_EXIT_SIZE 0x1000ULL
 
 #define ARM64_VIRTIO_MMIO_BASE 0x0a000000ULL
