@@ -6,14 +6,17 @@
 # Prints a table with the ratio kestrel/QEMU. Never fails on the numbers; a VMM that
 # does not boot shows n/a. Not part of `meson test`: run by hand and by .ci/run.
 #
-#   bench_boot.sh [--kestrel PATH] [--stamp PATH] [--runs N] [--cmdline STR] [--memory SIZE]
+#   bench_boot.sh [--arch x86_64|arm64] [--kestrel PATH] [--stamp PATH] [--runs N]
+#                 [--cmdline STR] [--memory SIZE]
+# --arch arm64: the cross-built kestrel (unless --kestrel) against QEMU -M virt in the
+# nested arm64 test host, booting Debian's arm64 Image (QEMU's console is its PL011).
 #
 # Absolute numbers are for a guest nested under a TCG-emulated host: every guest exit
 # is expensive here, so only the kestrel/QEMU ratio carries over to real hardware.
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
 
-KESTREL_BIN=$REPO_ROOT/build/kestrel
+KESTREL_BIN=
 STAMP=
 RUNS=3
 # quiet: measure the VMM and the boot path, not the cost of printing the kernel log.
@@ -21,14 +24,16 @@ BCMD="console=ttyS0 reboot=k panic=1 quiet"
 MEM=512M
 while [ $# -gt 0 ]; do
     case $1 in
+        --arch) set_arch "$2"; shift 2 ;;
         --kestrel) KESTREL_BIN=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
         --cmdline) BCMD=$2; shift 2 ;;
         --memory) MEM=$2; shift 2 ;;
-        *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,15p' "$0" >&2; exit 2 ;;
     esac
 done
+[ -n "$KESTREL_BIN" ] || KESTREL_BIN=$(default_kestrel)
 rig_args=(--timeout $((RUNS * 2 * 200 + 60)) ${STAMP:+--stamp "$STAMP"})
 if [ -x "$KESTREL_BIN" ]; then
     rig_args+=(--kestrel "$KESTREL_BIN")
@@ -40,22 +45,23 @@ scenario=$(mktemp "${TMPDIR:-/tmp}/kestrel-bench.XXXXXX")
 trap 'rm -f "$scenario"' EXIT
 cat > "$scenario" <<EOF
 C='$BCMD'
+QC=\$(echo "\$C" | sed "s/console=ttyS0/console=\$QEMU_CONSOLE/")
 # The guest reboots as soon as /init has printed its line, so each run ends by itself.
 G=\$(echo 'true' | guest_initrd nop)
 K="kestrel --memory $MEM --kernel \$VMLINUZ --initrd \$G --cmdline"
 Q="\$QEMU_KVM -m $MEM -kernel \$VMLINUZ -initrd \$G -append"
 for i in \$(seq $RUNS); do
     for v in kestrel qemu; do
-        if [ \$v = kestrel ]; then cmd=\$K; [ -x \$KESTREL ] || continue; else cmd=\$Q; fi
+        if [ \$v = kestrel ]; then cmd=\$K c=\$C; [ -x \$KESTREL ] || continue; else cmd=\$Q c=\$QC; fi
         # 1: first KVM_RUN under strace (the VMM is killed right after it).
-        first_kvm_run strace-log-\$v-\$i \$cmd "\$C"
+        first_kvm_run strace-log-\$v-\$i \$cmd "\$c"
         # 2: wall time to the init line, every output line stamped from launch.
-        run_vmm -t 120 stamp-\$v-\$i stamp \$cmd "\$C"
+        run_vmm -t 120 stamp-\$v-\$i stamp \$cmd "\$c"
     done
 done
 EOF
 
-echo "# bench_boot: $RUNS runs per VMM, cmdline \"$BCMD\", memory $MEM"
+echo "# bench_boot: $ARCH, $RUNS runs per VMM, cmdline \"$BCMD\", memory $MEM"
 if ! rig_run "$scenario" "${rig_args[@]}"; then
     echo "bench_boot: the test host did not finish the scenario (see $RUN_DIR/console.log)"
 fi
