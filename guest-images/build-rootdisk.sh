@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build an ext4 ROOT filesystem image for the inner guest (virtio-blk root tests):
 #   guest-root.ext4   busybox (+ one link per applet), /sbin/init, /data/testfile
+#                     (KESTREL_ARCH=arm64: the arm64 busybox, into out/arm64/)
 #   guest-root.md5    md5 of /data/testfile (1 MiB of random data)
 # The disk's /sbin/init mounts proc/sys/dev, prints KESTREL-ROOTFS-INIT-OK and the root
 # line of /proc/mounts, runs /scenario.sh when a test put one on the disk, then reboots.
@@ -14,11 +15,12 @@ need_pkgs busybox-static e2fsprogs
 IMG=$OUT/guest-root.ext4
 MD5=$OUT/guest-root.md5
 SIZE=32M   # room for busybox, the 1 MiB test file and the files tests write
+BUSYBOX=$(target_busybox)
 
-if stale "$IMG" "$GI_DIR/build-rootdisk.sh" "$GI_DIR/lib.sh" /bin/busybox || [ ! -e "$MD5" ]; then
+if stale "$IMG" "$GI_DIR/build-rootdisk.sh" "$GI_DIR/lib.sh" "$BUSYBOX" || [ ! -e "$MD5" ]; then
     st=$OUT/stage-root; rm -rf "$st"
     mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,root,data,mnt}
-    cp /bin/busybox "$st/bin/busybox"
+    cp "$BUSYBOX" "$st/bin/busybox"
     for a in $(/bin/busybox --list); do
         [ -e "$st/bin/$a" ] || ln -s busybox "$st/bin/$a"
     done

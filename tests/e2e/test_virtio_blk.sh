@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # virtio-blk checks with Debian's stock kernel, inside the nested test host.
 #
-#   test_virtio_blk.sh [--kestrel PATH] [--stamp PATH] [--modes msi,nomsi]
-#                      [--transport pci|mmio|mix[,...]]
+#   test_virtio_blk.sh [--arch x86_64|arm64] [--kestrel PATH] [--stamp PATH]
+#                      [--modes msi,nomsi] [--transport pci|mmio|mix[,...]]
 #
-# Each transport and mode boots kestrel twice with three disks:
-#   vda  guest-images/out/guest-root.ext4 (build-rootdisk.sh): the ROOT filesystem. An
+# --arch arm64 runs it in the nested arm64 test host, with the cross-built kestrel
+# (arm64_kestrel) unless --kestrel names one. Each transport and mode boots kestrel twice
+# with three disks:
+#   vda  guest-images/out/[arm64/]guest-root.ext4 (build-rootdisk.sh): the ROOT filesystem. An
 #        initramfs script (rdinit=/rootswitch) loads the transport's driver(s) (virtio_pci,
 #        virtio_mmio or both), virtio_blk and ext4, mounts
 #        /dev/vda, copies its /scenario.sh onto it and switch_roots to the disk's /sbin/init.
@@ -23,35 +25,54 @@
 # Transports (default pci): pci puts every disk on virtio-pci; mmio every disk on
 # virtio-mmio (found through ACPI); mix vda and vdb on virtio-mmio, vdc on virtio-pci.
 # Default modes: msi,nomsi on pci and mix; msi on mmio (pci=nomsi changes nothing there).
+# On arm64 the interrupts are GIC ones: virtio-pci MSI-X vectors are ITS-MSI, mode nomsi
+# is kestrel's --its off (no ITS: PCI INTx on level GICv3 SPIs), virtio-mmio devices are
+# level GICv3 SPIs and are found through the device tree (each mmio disk's platform device
+# is a virtio,mmio DT node, ADDR.virtio_mmio), with no ACPI and no IO-APIC.
 # Prints PASS/FAIL lines and "N passed, M failed"; exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
 
-KESTREL_BIN=$REPO_ROOT/build/kestrel
+KESTREL_BIN=
 STAMP=
 MODES=
 TRANSPORTS=pci
 LIMIT=${E2E_VMM_TIMEOUT:-300}   # seconds per VMM run inside the test host
 while [ $# -gt 0 ]; do
     case $1 in
+        --arch) set_arch "$2"; shift 2 ;;
         --kestrel) KESTREL_BIN=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
         --modes) MODES=$2; shift 2 ;;
         --transport) TRANSPORTS=$2; shift 2 ;;
-        *) echo "usage: $0 [--kestrel PATH] [--stamp PATH] [--modes msi,nomsi] [--transport pci|mmio|mix[,...]]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--arch x86_64|arm64] [--kestrel PATH] [--stamp PATH] [--modes msi,nomsi] [--transport pci|mmio|mix[,...]]" >&2; exit 2 ;;
     esac
 done
+# What differs per arch: how mode nomsi turns MSI off (guest cmdline or kestrel option),
+# and how /proc/interrupts names an MSI vector and a level-triggered line (ERE, and words
+# for the check names).
+if [ "$ARCH" = arm64 ]; then
+    NOMSI_CMDLINE= NOMSI_VMM_ARGS="--its off" NOMSI_WORD="--its off"
+    MSI_RE='ITS-MSI' MSI_WORD=ITS-MSI
+    LEVEL_RE='GICv3 [0-9]+ Level' LEVEL_WORD="level GICv3 SPI"
+else
+    NOMSI_CMDLINE=" pci=nomsi" NOMSI_VMM_ARGS= NOMSI_WORD=pci=nomsi
+    MSI_RE='PCI-MSI' MSI_WORD=PCI-MSI
+    LEVEL_RE='IO-APIC [0-9]*-fasteoi' LEVEL_WORD="level IO-APIC line"
+fi
 # RUNS: "TRANSPORT:MODE" pairs; records of pci runs keep their old names (main-msi, ...).
 RUNS=
 for t in ${TRANSPORTS//,/ }; do
     case $t in pci|mix) dm=msi,nomsi ;; mmio) dm=msi ;;
         *) echo "bad --transport $t: expected pci, mmio or mix" >&2; exit 2 ;; esac
-    [ $t = mmio ] && [ -z "$MODES" ] && echo "# mmio: mode nomsi (pci=nomsi) not run: it changes only PCI interrupts"
+    [ $t = mmio ] && [ -z "$MODES" ] && echo "# mmio: mode nomsi ($NOMSI_WORD) not run: it changes only PCI interrupts"
     for m in $(echo "${MODES:-$dm}" | tr , " "); do RUNS="$RUNS $t:$m"; done
 done
+[ -n "$KESTREL_BIN" ] || KESTREL_BIN=$(default_kestrel) ||
+    { echo "FAIL: building the $ARCH kestrel"; echo "0 passed, 1 failed"; exit 1; }
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
 
-ROOT_IMG=$(bash "$REPO_ROOT/guest-images/build-rootdisk.sh") || {
+ROOT_IMG=$(KESTREL_ARCH=${ARCH/x86_64/amd64} bash "$REPO_ROOT/guest-images/build-rootdisk.sh") || {
     echo "FAIL: guest-images/build-rootdisk.sh"; echo "0 passed, 1 failed"; exit 1; }
 ROOT_MD5=$(cat "${ROOT_IMG%.ext4}.md5")
 
@@ -63,6 +84,7 @@ scenario=$work/scenario.sh
 {
     echo "L=$LIMIT"
     echo "RUNS='$RUNS'"
+    echo "NOMSI_CMDLINE='$NOMSI_CMDLINE' NOMSI_VMM_ARGS='$NOMSI_VMM_ARGS'"
     cat <<'SCENARIO'
 gunzip -c /files/guest-root.ext4.gz > /tmp/root.ext4
 cp "$GUEST_DISK" /tmp/ro.ext4
@@ -104,6 +126,9 @@ echo "TESTFILE-MD5 $(md5 < /data/testfile)"
 echo "PARTITIONS $(awk 'NR > 2 && $4 != "" {printf "%s,", $4}' /proc/partitions)"
 for d in vda vdb vdc; do
     echo "DISK $d $(basename "$(readlink -f /sys/block/$d/device)") $(basename "$(readlink -f /sys/block/$d/device/../driver)")"
+    # The transport device and its device-tree node's compatible (none with ACPI).
+    tdev=$(readlink -f /sys/block/$d/device/..)
+    echo "DT $d ${tdev##*/} $(tr '\0' ' ' 2>/dev/null < $tdev/of_node/compatible)"
 done
 grep virtio /proc/interrupts | tr -s ' ' | sed 's/^/IRQ /'
 W=/data/written-$MODE
@@ -161,7 +186,8 @@ for r in $RUNS; do
     m=$mm; [ $t = pci ] || m=$t-$mm
     export GUEST_FILES="$RIG_WORK/rootswitch-$t:/rootswitch"
     C="console=ttyS0 reboot=k panic=1 quiet rdinit=/rootswitch"
-    [ $mm = nomsi ] && C="$C pci=nomsi"
+    A=
+    [ $mm = nomsi ] && C="$C$NOMSI_CMDLINE" A=$NOMSI_VMM_ARGS
     DISKS="--disk path=/tmp/root.ext4 --disk path=/tmp/ro.ext4,readonly=on --disk path=/tmp/data.img"
     case $t in
         mmio) DISKS="--transport mmio $DISKS" ;;
@@ -170,19 +196,19 @@ for r in $RUNS; do
     md5sum /tmp/ro.ext4 /tmp/data.img > "$RIG_WORK/md5-before"
     rig_put md5-before-$m "$RIG_WORK/md5-before"
     G=$({ echo "MODE=$m"; cat "$RIG_WORK/guest-main.sh"; } | guest_initrd main-$m)
-    run_vmm -t $L main-$m $VMM --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
+    run_vmm -t $L main-$m $VMM $A --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
     { md5sum /tmp/ro.ext4; echo "region $(dd if=/tmp/data.img bs=1048576 skip=4 count=1 2>/dev/null | md5sum)"; } > "$RIG_WORK/md5-after"
     rig_put md5-after-$m "$RIG_WORK/md5-after"
     G=$(printf '%s\n' "echo \"REREAD-MD5 \$(md5sum < /data/written-$m | cut -d' ' -f1)\"" \
         "echo \"TESTFILE-MD5 \$(md5sum < /data/testfile | cut -d' ' -f1)\"" | guest_initrd reread-$m)
-    run_vmm -t $L reread-$m $VMM --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
+    run_vmm -t $L reread-$m $VMM $A --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
 done
 SCENARIO
 } > "$scenario"
 
 # The whole run takes ~2 min here; stay below meson's 600 s so a hang still gives a FAIL
 # line and the records of the runs that finished.
-echo "# test_virtio_blk: runs (transport:mode)=$RUNS"
+echo "# test_virtio_blk: arch=$ARCH runs (transport:mode)=$RUNS"
 if ! rig_run "$scenario" --timeout "${E2E_HOST_TIMEOUT:-570}" --kestrel "$KESTREL_BIN" \
         ${STAMP:+--stamp "$STAMP"} --file "$work/guest-root.ext4.gz:/files/guest-root.ext4.gz"; then
     fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
@@ -197,6 +223,7 @@ disk_bus() { case $1 in pci) echo pci ;; mmio) echo mmio ;; mix) [ $2 = vdc ] &&
 # irq_ok: each disk is on its transport's driver, and its interrupts are PCI-MSI vectors
 # (virtio-pci without pci=nomsi) or level-triggered IO-APIC lines (fasteoi: virtio-mmio,
 # or virtio-pci INTx with pci=nomsi); no virtio interrupt belongs to anything else.
+# arm64: ITS-MSI vectors, or level GICv3 lines (virtio-mmio, or INTx with --its off).
 irq_ok() {
     local lines d dev drv bus kind own rc=0
     lines=$(rec_out $M | tr -d '\r' | grep '^IRQ ')
@@ -210,10 +237,10 @@ irq_ok() {
         own=$(echo "$lines" | awk -v v="$dev" '$NF == v || index($NF, v "-") == 1')
         [ -n "$dev" ] && [ -n "$own" ] || { echo "  $d ($dev): no interrupt line" >&2; rc=1; continue; }
         if [ $kind = msi ]; then
-            echo "$own" | grep -qv 'PCI-MSI' && { echo "  $d: not all PCI-MSI" >&2; rc=1; }
+            echo "$own" | grep -Eqv "$MSI_RE" && { echo "  $d: not all $MSI_WORD" >&2; rc=1; }
         else
-            echo "$own" | grep -v 'IO-APIC [0-9]*-fasteoi' | grep -q . &&
-                { echo "  $d: not a level IO-APIC line" >&2; rc=1; }
+            echo "$own" | grep -Ev "$LEVEL_RE" | grep -q . &&
+                { echo "  $d: not a $LEVEL_WORD" >&2; rc=1; }
         fi
     done
     # Every virtio interrupt belongs to one of the three disks.
@@ -223,17 +250,30 @@ irq_ok() {
     return $rc
 }
 
+# dt_ok (arm64): each disk on virtio-mmio hangs off a platform device the kernel made from
+# a device-tree node (named ADDR.virtio_mmio, of_node compatible "virtio,mmio").
+dt_ok() {
+    local d name compat rc=0
+    for d in vda vdb vdc; do
+        [ "$(disk_bus $t $d)" = mmio ] || continue
+        read -r name compat < <(rec_out $M | tr -d '\r' | awk -v d=$d '$1 == "DT" && $2 == d {print $3, $4}')
+        echo "    $d: ${name:-?} ${compat:-no of_node}" >&2
+        [[ "$name" =~ ^[0-9a-f]+\.virtio_mmio$ ]] && [ "$compat" = virtio,mmio ] || rc=1
+    done
+    return $rc
+}
+
 for r in $RUNS; do
     t=${r%%:*}; mm=${r#*:}
     m=$mm; [ $t = pci ] || m=$t-$mm
     M=main-$m R=reread-$m
     tag="[$m]"
     case $t in
-        pci) [ $mm = msi ] && irqdesc="virtio interrupts are PCI-MSI vectors" ||
-                irqdesc="pci=nomsi: virtio interrupts are level IO-APIC lines, no PCI-MSI" ;;
-        mmio) irqdesc="every disk on the virtio-mmio driver, its interrupt a level IO-APIC line" ;;
-        mix) [ $mm = msi ] && irqdesc="vda, vdb on virtio-mmio (level IO-APIC lines), vdc on virtio-pci (PCI-MSI)" ||
-                irqdesc="pci=nomsi: vda, vdb on virtio-mmio, vdc on virtio-pci, all on level IO-APIC lines" ;;
+        pci) [ $mm = msi ] && irqdesc="virtio interrupts are $MSI_WORD vectors" ||
+                irqdesc="$NOMSI_WORD: virtio interrupts are ${LEVEL_WORD}s, no $MSI_WORD" ;;
+        mmio) irqdesc="every disk on the virtio-mmio driver, its interrupt a $LEVEL_WORD" ;;
+        mix) [ $mm = msi ] && irqdesc="vda, vdb on virtio-mmio (${LEVEL_WORD}s), vdc on virtio-pci ($MSI_WORD)" ||
+                irqdesc="$NOMSI_WORD: vda, vdb on virtio-mmio, vdc on virtio-pci, all on ${LEVEL_WORD}s" ;;
     esac
     bus=$(disk_bus $t vdc)
     check_rec $M "$tag root filesystem on virtio-blk: init from /dev/vda (ext4), /data/testfile md5 as built" \
@@ -242,6 +282,8 @@ for r in $RUNS; do
     check_rec $M "$tag three disks show up as vda, vdb, vdc in /proc/partitions" \
         all "eq \"\$(val $M PARTITIONS)\" vda,vdb,vdc,"
     check_rec $M "$tag $irqdesc" irq_ok
+    [ "$ARCH" = arm64 ] && [ $t != pci ] &&
+        check_rec $M "$tag device tree: each virtio-mmio disk's device is a virtio,mmio node (ADDR.virtio_mmio)" dt_ok
     check_rec $R "$tag 4 MiB written + synced in boot 1 reads back in a second kestrel boot (same md5)" \
         all "expect_status $R 0" "expect_out $R KESTREL-ROOTFS-INIT-OK" \
             "eq \"\$(val $R REREAD-MD5)\" \"\$(val $M WRITTEN-MD5)\"" \
