@@ -105,8 +105,7 @@ rev=$(git -C "$REPO_ROOT" describe --always --dirty 2> /dev/null || echo unknown
 status=0
 csvs=()
 for g in "${groups[@]}"; do
-    # shellcheck disable=SC2046  # group_args prints words without spaces
-    args=($(group_args "$g"))
+    read -ra args <<< "$(group_args "$g")"   # words without spaces
     echo "== bench: $g: tests/e2e/bench_$g.sh ${args[*]} ${common[*]}"
     start=$SECONDS
     rm -f "$OUT/csv/$g.csv"

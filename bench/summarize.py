@@ -19,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import textwrap
 
 FIELDS = ["group", "metric", "unit", "vmm", "run", "value", "better"]
 VMMS = ("kestrel", "qemu")
@@ -146,47 +147,59 @@ def markdown(summary, title=None):
     return "\n".join(lines)
 
 
+PANEL_H = 380     # pixels per group panel, tick labels included
+METRIC_W = 120    # pixels per metric (two bars and a wrapped label)
+MARGIN_W = 170    # the y axis and its label
+MIN_METRICS = 3   # a panel is at least this many metrics wide
+
+
 def chart(summary, outdir, png, title=None):
     """A PNG with one panel per group: per metric, kestrel's bar beside QEMU's, both
     divided by QEMU's median (so metrics of any scale share a panel and QEMU sits at 1),
-    min-max as error bars; the tick label carries the direction and the ratio. Metrics
-    without a ratio are left out (the table shows them). Returns gnuplot's status."""
+    min-max as error bars; the tick label carries the unit, the direction and the ratio.
+    A panel's width follows its number of metrics, so bars have one width everywhere.
+    Metrics without a ratio are left out (the table shows them). Returns gnuplot's status."""
     os.makedirs(outdir, exist_ok=True)
     groups = {}
     for m in summary:
         if m["ratio"] is not None:
             groups.setdefault(m["group"], []).append(m)
-    panels = list(groups.items())
-    if not panels:
+    if not groups:
         print("summarize: nothing to chart (no metric has both medians)", file=sys.stderr)
         return 1
-    width = max(900, 110 * max(len(ms) for _, ms in panels) + 200)
-    gp = ['set terminal pngcairo size %d,%d font "sans,10" noenhanced' % (width, 360 * len(panels) + 40),
+    width = MARGIN_W + METRIC_W * max([MIN_METRICS] + [len(ms) for ms in groups.values()])
+    top = 30 if title else 0
+    height = PANEL_H * len(groups) + top
+    gp = ['set terminal pngcairo size %d,%d font "sans,9" noenhanced' % (width, height),
           "set output '%s'" % png.replace("'", "''"),
-          "set multiplot layout %d,1%s" % (len(panels), ' title "%s"' % gp_str(title) if title else ""),
+          "set multiplot%s" % (' title "%s"' % gp_str(title) if title else ""),
           "set style data histograms",
-          "set style histogram errorbars gap 1.5 lw 1",
+          "set style histogram errorbars gap 1 lw 1",
           "set style fill solid 0.85 border -1",
-          "set bars front",
           "set yrange [0:*]",
           "set grid ytics",
-          "set xtics rotate by -20 nomirror",
-          "set key top left horizontal",
+          "set xtics nomirror",
+          "set bmargin 6",  # the tick labels' lines
+          "set key outside top right horizontal",
           'set ylabel "median / QEMU median"',
           "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#444444'"]
-    for group, ms in panels:
+    for n, (group, ms) in enumerate(groups.items()):
         dat = os.path.join(outdir, group + ".dat")
         with open(dat, "w") as f:
-            f.write("# metric, kestrel median min max, QEMU median min max, all / QEMU median\n")
+            f.write("# %s: kestrel median min max, QEMU median min max, all / QEMU median\n" % group)
             for m in ms:
                 q = m["qemu"]["median"]
-                arrow = "higher" if m["better"] == "higher" else "lower"
-                label = "%s (%s, %s is better)  %.2fx" % (m["metric"], m["unit"], arrow, m["ratio"])
-                nums = [m[v][s] / q for v in VMMS for s in ("median", "min", "max")]
-                f.write('"%s" %s\n' % (gp_str(label), " ".join("%.6g" % x for x in nums)))
-        gp += ['set title "%s: kestrel beside QEMU, bars min-max over the runs"' % gp_str(group),
-               "plot '%s' using 2:3:4:xtic(1) title 'kestrel' lc rgb '#1f6fb4', \\" % dat.replace("'", "''"),
-               "     '' using 5:6:7 title 'QEMU' lc rgb '#b0b0b0'"]
+                f.write(" ".join("%.6g" % (m[v][s] / q) for v in VMMS for s in ("median", "min", "max")))
+                f.write("  # %s\n" % m["metric"])
+        # Histogram clusters sit at x = 0, 1, ...: label each in the script, where \n wraps.
+        tics = ", ".join('"%s" %d' % (gp_str(tick_label(m)).replace("\n", "\\n"), x) for x, m in enumerate(ms))
+        w = (MARGIN_W + METRIC_W * max(MIN_METRICS, len(ms))) / width
+        gp += ["set size %.4f,%.4f" % (w, PANEL_H / height),
+               "set origin 0,%.4f" % ((len(groups) - 1 - n) * PANEL_H / height),
+               "set xtics (%s)" % tics,
+               'set title "%s" offset 0,-0.5' % gp_str(group),
+               "plot '%s' using 1:2:3 title 'kestrel' lc rgb '#1f6fb4', \\" % dat.replace("'", "''"),
+               "     '' using 4:5:6 title 'QEMU' lc rgb '#b0b0b0'"]
     gp.append("unset multiplot")
     script = os.path.join(outdir, "bench.gp")
     with open(script, "w") as f:
@@ -196,6 +209,13 @@ def chart(summary, outdir, png, title=None):
               file=sys.stderr)
         return 1
     return subprocess.call(["gnuplot", script])
+
+
+def tick_label(m):
+    """The metric wrapped to the bar pair's width, its unit and direction, the ratio."""
+    arrow = "\u2191" if m["better"] == "higher" else "\u2193"
+    lines = textwrap.wrap(m["metric"], 17) + ["%s, %s better" % (m["unit"], arrow), "%.2fx" % m["ratio"]]
+    return "\n".join(lines)
 
 
 def gp_str(s):
