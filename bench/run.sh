@@ -99,7 +99,7 @@ rev=$(git -C "$REPO_ROOT" describe --always --dirty 2> /dev/null || echo unknown
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit: $rev"
-    echo "arch: $ARCH, groups: $GROUPS_ARG, runs per VMM: $RUNS${QUICK:+ (quick)}"
+    echo "arch: $ARCH, groups: $GROUPS_ARG, runs per VMM: $RUNS (net: $RUNS_NET)${QUICK:+, quick}"
 } > "$OUT/meta.txt"
 
 status=0
