@@ -15,6 +15,7 @@ A sample is one measurement of one run:  group,metric,unit,vmm,run,value,better
 import argparse
 import csv
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -184,7 +185,7 @@ def chart(summary, outdir, png, title=None):
           'set ylabel "median / QEMU median"',
           "set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#444444'"]
     for n, (group, ms) in enumerate(groups.items()):
-        dat = os.path.join(outdir, group + ".dat")
+        dat = os.path.join(outdir, re.sub(r"[^A-Za-z0-9_.-]", "_", group) + ".dat")
         with open(dat, "w") as f:
             f.write("# %s: kestrel median min max, QEMU median min max, all / QEMU median\n" % group)
             for m in ms:
