@@ -52,6 +52,7 @@ OUT=$(cd "$OUT" && pwd)
 # render TITLE CSV...: bench.csv, bench.md, bench.png in $OUT.
 render() {
     local title=$1; shift
+    command -v gnuplot > /dev/null || bash "$REPO_ROOT/tests/install-deps.sh" gnuplot-nox >&2
     python3 "$BENCH_DIR/summarize.py" render "$@" --out "$OUT" --title "$title" || return 1
     echo "bench: $OUT/bench.md, $OUT/bench.png, $OUT/bench.csv"
 }
