@@ -120,6 +120,8 @@ for g in "${groups[@]}"; do
     fi
 done
 [ ${#csvs[@]} -gt 0 ] || exit 1
-render "${TITLE:-kestrel vs QEMU ($ARCH, $rev, ${QUICK:+quick, }$RUNS runs per VMM)}" "${csvs[@]}" || status=1
+runs="$RUNS runs per VMM"
+[[ ",$GROUPS_ARG," != *,net,* ]] || [ "$RUNS_NET" = "$RUNS" ] || runs="$runs, net $RUNS_NET"
+render "${TITLE:-kestrel vs QEMU ($ARCH, $rev, ${QUICK:+quick, }$runs)}" "${csvs[@]}" || status=1
 cat "$OUT/bench.md"
 exit $status
