@@ -6,11 +6,12 @@
 #   blkbench seq /dev/vda            sequential O_DIRECT read of the whole disk, 1 MiB requests
 #   blkbench rand /dev/vda QD SECS   4 KiB O_DIRECT random reads, QD in flight, SECS seconds
 # RUNS rounds (default 3), alternating kestrel and QEMU; the table shows the medians and
-# the ratio kestrel/QEMU. Never fails on the numbers; a VMM that does not run shows n/a.
+# the ratio kestrel/QEMU (bench/records.py; --csv FILE: every sample there too, for
+# bench/run.sh). Never fails on the numbers; a VMM that does not run shows n/a.
 # Not part of `meson test`.
 #
 #   bench_blk.sh [--kestrel PATH] [--blkbench PATH] [--stamp PATH] [--runs N] [--size MiB]
-#                [--qd N] [--secs N]
+#                [--qd N] [--secs N] [--csv FILE]
 #
 # Absolute numbers are for a guest nested under a TCG-emulated host (every guest exit is
 # expensive here): only the kestrel/QEMU ratio says something about real hardware.
@@ -24,6 +25,7 @@ RUNS=3
 SIZE=256
 QD=16
 SECS=10
+CSV=
 while [ $# -gt 0 ]; do
     case $1 in
         --kestrel) KESTREL_BIN=$2; shift 2 ;;
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
         --size) SIZE=$2; shift 2 ;;
         --qd) QD=$2; shift 2 ;;
         --secs) SECS=$2; shift 2 ;;
+        --csv) CSV=$2; shift 2 ;;
         *) sed -n '2,17p' "$0" >&2; exit 2 ;;
     esac
 done
@@ -90,38 +93,4 @@ if ! rig_run "$scenario" "${rig_args[@]}"; then
 fi
 echo "# run dir: $RUN_DIR"
 
-python3 - "$RUN_DIR/records" "$RUNS" "$QD" <<'PYEOF'
-import os, re, statistics, sys
-rec, runs, qd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-
-def read(name):
-    try:
-        with open(os.path.join(rec, name, "stdout"), "rb") as fh:
-            return fh.read().decode("latin-1")
-    except OSError:
-        return ""
-
-def values(vmm, pattern):
-    out = []
-    for i in range(1, runs + 1):
-        m = re.search(pattern, read("%s-%d" % (vmm, i)))
-        out.append(float(m.group(1)) if m else None)
-    return out
-
-def med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-def fmt(x, unit=""):
-    return "n/a" if x is None else ("%.1f%s" % (x, unit) if x < 100 else "%.0f%s" % (x, unit))
-
-rows = [("sequential read, 1 MiB O_DIRECT (MiB/s)", r"seq MiB/s=([0-9.]+)"),
-        ("4 KiB random read, QD %s (IOPS)" % qd, r"rand iops=([0-9.]+)")]
-print("%-42s %12s %12s %16s" % ("median of %d rounds" % runs, "kestrel", "QEMU", "kestrel/QEMU"))
-for label, pat in rows:
-    k, q = values("kestrel", pat), values("qemu", pat)
-    mk, mq = med(k), med(q)
-    ratio = "n/a" if mk is None or not mq else "%.2f" % (mk / mq)
-    print("%-42s %12s %12s %16s" % (label, fmt(mk), fmt(mq), ratio))
-    print("%-42s %12s %12s" % ("  (rounds)", "/".join(fmt(x) for x in k), "/".join(fmt(x) for x in q)))
-PYEOF
+python3 "$REPO_ROOT/bench/records.py" blk "$RUN_DIR" --runs "$RUNS" --qd "$QD" ${CSV:+--csv "$CSV"}

@@ -3,11 +3,12 @@
 # nested test host so both see the same conditions. For each VMM, RUNS times (median):
 #   1. execve -> first KVM_RUN ioctl, from `strace -f -ttt -e trace=execve,ioctl`
 #   2. launch -> the guest's KESTREL-GUEST-INIT-OK line, from tests/e2e/stamp (no strace)
-# Prints a table with the ratio kestrel/QEMU. Never fails on the numbers; a VMM that
-# does not boot shows n/a. Not part of `meson test`: run by hand and by .ci/run.
+# Prints a table with the ratio kestrel/QEMU (bench/records.py); --csv FILE: every sample
+# there too (bench/summarize.py's format, for bench/run.sh). Never fails on the numbers; a
+# VMM that does not boot shows n/a. Not part of `meson test`: run by hand and by .ci/run.
 #
 #   bench_boot.sh [--arch x86_64|arm64] [--kestrel PATH] [--stamp PATH] [--runs N]
-#                 [--cmdline STR] [--memory SIZE]
+#                 [--cmdline STR] [--memory SIZE] [--csv FILE]
 # --arch arm64: the cross-built kestrel (unless --kestrel) against QEMU -M virt in the
 # nested arm64 test host, booting Debian's arm64 Image (QEMU's console is its PL011).
 #
@@ -22,6 +23,7 @@ RUNS=3
 # quiet: measure the VMM and the boot path, not the cost of printing the kernel log.
 BCMD="console=ttyS0 reboot=k panic=1 quiet"
 MEM=512M
+CSV=
 while [ $# -gt 0 ]; do
     case $1 in
         --arch) set_arch "$2"; shift 2 ;;
@@ -30,7 +32,8 @@ while [ $# -gt 0 ]; do
         --runs) RUNS=$2; shift 2 ;;
         --cmdline) BCMD=$2; shift 2 ;;
         --memory) MEM=$2; shift 2 ;;
-        *) sed -n '2,15p' "$0" >&2; exit 2 ;;
+        --csv) CSV=$2; shift 2 ;;
+        *) sed -n '2,16p' "$0" >&2; exit 2 ;;
     esac
 done
 [ -n "$KESTREL_BIN" ] || KESTREL_BIN=$(default_kestrel)
@@ -67,61 +70,5 @@ if ! rig_run "$scenario" "${rig_args[@]}"; then
 fi
 echo "# run dir: $RUN_DIR"
 
-python3 - "$RUN_DIR/records" "$RUNS" <<'EOF'
-import os, statistics, sys
-rec, runs = sys.argv[1], int(sys.argv[2])
-
-def read(name, f="stdout"):
-    try:
-        with open(os.path.join(rec, name, f), "rb") as fh:
-            return fh.read().decode("latin-1")
-    except OSError:
-        return None
-
-def first_kvm_run(vmm, i):
-    """ms from execve to the first KVM_RUN, from strace -ttt lines 'PID TIME call'."""
-    text = read("strace-log-%s-%d" % (vmm, i))
-    if not text:
-        return None
-    t_exec = t_run = None
-    for line in text.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) < 3:
-            continue
-        if " execve(" in " " + parts[2] and t_exec is None:
-            t_exec = float(parts[1])
-        elif "KVM_RUN" in parts[2] and t_run is None:
-            t_run = float(parts[1])
-    return (t_run - t_exec) * 1000 if t_exec is not None and t_run is not None else None
-
-def init_line(vmm, i):
-    """s from launch to KESTREL-GUEST-INIT-OK, from stamp's 'SECONDS line' output."""
-    text = read("stamp-%s-%d" % (vmm, i))
-    if not text:
-        return None
-    for line in text.splitlines():
-        if "KESTREL-GUEST-INIT-OK" in line:
-            return float(line.split()[0])
-    return None
-
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return (statistics.median(vals), len(vals)) if vals else (None, 0)
-
-rows = [("execve -> first KVM_RUN", "ms", first_kvm_run, "%.1f"),
-        ("launch -> KESTREL-GUEST-INIT-OK", "s", init_line, "%.3f")]
-table = []
-for label, unit, fn, fmt in rows:
-    cells, meds = [], []
-    for vmm in ("kestrel", "qemu"):
-        samples = [fn(vmm, i) for i in range(1, runs + 1)]
-        print("#   %-7s %-32s runs: %s" % (vmm, label, ", ".join("n/a" if s is None else fmt % s for s in samples)))
-        m, n = med(samples)
-        meds.append(m)
-        cells.append(("n/a" if m is None else (fmt % m) + " " + unit) + ("" if n in (0, runs) else " (%d/%d)" % (n, runs)))
-    ratio = "%.2f" % (meds[0] / meds[1]) if None not in meds and meds[1] else "n/a"
-    table.append("%-34s %14s %14s %9s" % (label, cells[0], cells[1], ratio))
-print("%-34s %14s %14s %9s" % ("median of %d runs" % runs, "kestrel", "qemu", "kestrel/qemu"))
-print("\n".join(table))
-EOF
+python3 "$REPO_ROOT/bench/records.py" boot "$RUN_DIR" --runs "$RUNS" ${CSV:+--csv "$CSV"}
 exit 0

@@ -12,21 +12,24 @@
 #   systemd       systemd started in the real root (UserspaceTimestampMonotonic)
 #   multi-user    multi-user.target reached (its ActiveEnterTimestampMonotonic)
 # and from the test host: launch -> the report's MULTI-USER line (wall, polled every
-# 0.2 s) and launch -> VMM exit after the guest's poweroff. Prints medians; numbers only,
-# never fails on them. Not a meson test.
-#   bench_debian.sh [--kestrel PATH] [--stamp PATH] [--rounds N]
+# 0.2 s) and launch -> VMM exit after the guest's poweroff. Prints medians (bench/records.py;
+# --csv FILE: every sample there too, for bench/run.sh); numbers only, never fails on them.
+# Not a meson test.
+#   bench_debian.sh [--kestrel PATH] [--stamp PATH] [--rounds N] [--csv FILE]
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
 
 KESTREL_BIN=$REPO_ROOT/build/kestrel
 STAMP=
 ROUNDS=3
+CSV=
 while [ $# -gt 0 ]; do
     case $1 in
         --kestrel) KESTREL_BIN=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
-        *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+        --csv) CSV=$2; shift 2 ;;
+        *) sed -n '2,18p' "$0" >&2; exit 2 ;;
     esac
 done
 [ -x "$KESTREL_BIN" ] || { echo "bench_debian: no kestrel binary at $KESTREL_BIN" >&2; exit 2; }
@@ -83,24 +86,7 @@ rig_run "$work/scenario.sh" --kestrel "$KESTREL_BIN" ${STAMP:+--stamp "$STAMP"} 
     "${DEB_RIG_ARGS[@]}" --timeout $((ROUNDS * 4 * 420 + 120)) ||
     echo "bench_debian: the test host did not finish the scenario (see $RUN_DIR/console.log)"
 
-# kv NAME KEY: KEY=value from the guest's "KDEB: TIMES" line of record NAME, or from the
-# host's "H: BENCH NAME" line.
-kv() {
-    { rec_out "$1" | tr -d '\r' | grep -o 'KDEB: TIMES .*'
-      tr -d '\r' < "$RUN_DIR/console.log" | grep "^H: BENCH $1 "; } |
-        tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {v = $2} END {print (v == "" || v == "?") ? "n/a" : v}'
-}
-median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -n | awk '{a[NR]=$1} END {print NR ? (NR % 2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) : "n/a"}'; }
-printf '%-14s %8s %8s %11s %14s %14s %9s %s\n' vmm /init systemd multi-user launch-to-mu launch-to-exit thp-MiB "exit statuses"
-for v in kestrel-pci qemu-q35 kestrel-mmio qemu-microvm; do
-    row=()
-    for key in run-init systemd multi-user mu-wall exit-wall thp-mib; do
-        vals=""; for r in $(seq "$ROUNDS"); do vals="$vals $(kv "$v-$r" "$key")"; done
-        row+=("$(median <<< "$vals")")
-        echo "$v $key:$vals" >> "$work/all"
-    done
-    sts=""; for r in $(seq "$ROUNDS"); do sts="$sts$(rec_status "$v-$r") "; done
-    printf '%-14s %8s %8s %11s %14s %14s %9s %s\n' "$v" "${row[@]}" "$sts"
-done
-echo "# every run:"; sed 's/^/#   /' "$work/all"
+python3 "$REPO_ROOT/bench/records.py" debian "$RUN_DIR" --runs "$ROUNDS" ${CSV:+--csv "$CSV"}
+st=$?
 echo "# run dir: $RUN_DIR"
+exit $st

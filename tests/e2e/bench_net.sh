@@ -8,11 +8,13 @@
 # For each: TCP throughput host -> guest and guest -> host (SIZE MiB, default 64, of a
 # fixed pattern, timed by the receiver), UDP rate of 64-byte datagrams sent by a tight loop
 # each way (counted by the receiver), and the VMM's own CPU time (all threads but the vCPUs)
-# and the kernel's vhost-net worker's during the two TCP transfers. Prints a table with
-# kestrel/QEMU ratios. Never fails on the numbers; a VMM that does not boot shows n/a.
-# Not part of `meson test`.
+# and the kernel's vhost-net worker's during the two TCP transfers. RUNS rounds (default 1)
+# of the four, alternating; prints a table of the medians with kestrel/QEMU ratios
+# (bench/records.py; --csv FILE: every sample there too, for bench/run.sh). Never fails on
+# the numbers; a VMM that does not boot shows n/a. Not part of `meson test`.
 #
 #   bench_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--size MIB] [--udp SECS]
+#                [--runs N] [--csv FILE] [--records RUN_DIR]
 #
 # Traffic stays between the test host's tap (10.77.0.1) and the guest (10.77.0.2). Absolute
 # numbers are for a guest nested under a TCG-emulated host; only the ratios carry over.
@@ -24,6 +26,8 @@ NETBENCH=
 STAMP=
 SIZE=64
 UDP=5
+RUNS=1
+CSV=
 REUSE=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -32,8 +36,10 @@ while [ $# -gt 0 ]; do
         --stamp) STAMP=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --udp) UDP=$2; shift 2 ;;
+        --runs) RUNS=$2; shift 2 ;;
+        --csv) CSV=$2; shift 2 ;;
         --records) REUSE=$2; shift 2 ;;   # re-print the table of an earlier run (E2E_KEEP=1)
-        *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,20p' "$0" >&2; exit 2 ;;
     esac
 done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-netbench.XXXXXX")
@@ -42,7 +48,7 @@ if [ -z "$NETBENCH" ]; then
     NETBENCH=$tmp/netbench
     cc -std=gnu11 -O2 -static -o "$NETBENCH" "$E2E_DIR/netbench.c" || { echo "bench_net: cannot build netbench" >&2; exit 1; }
 fi
-rig_args=(--timeout 1800 --file "$NETBENCH:/usr/local/bin/netbench" ${STAMP:+--stamp "$STAMP"})
+rig_args=(--timeout $((RUNS * 1800)) --file "$NETBENCH:/usr/local/bin/netbench" ${STAMP:+--stamp "$STAMP"})
 if [ -x "$KESTREL_BIN" ]; then
     rig_args+=(--kestrel "$KESTREL_BIN")
 else
@@ -51,7 +57,7 @@ fi
 
 scenario=$tmp/scenario.sh
 {
-    echo "SIZE=$SIZE UDP=$UDP"
+    echo "SIZE=$SIZE UDP=$UDP RUNS=$RUNS"
     cat <<'EOF'
 QCMD='console=ttyS0 reboot=k panic=1 quiet'
 export GUEST_FILES="/usr/local/bin/netbench:/bin/netbench"
@@ -109,16 +115,18 @@ K="kestrel --memory 512M --kernel $VMLINUZ --initrd $G --cmdline"
 Q="$QEMU_KVM -name bench,debug-threads=on -m 512M -kernel $VMLINUZ -initrd $G -append"
 QNET="-netdev tap,id=n0,ifname=kt0,script=no,downscript=no"
 QDEV="-device virtio-net-pci,netdev=n0,romfile="
-if [ -x "$KESTREL" ]; then
-    bench kestrel-tap kestrel $K "$QCMD" --net tap=kt0,vhost=off
-    bench kestrel-vhost kestrel $K "$QCMD" --net tap=kt0,vhost=on
-fi
-bench qemu-tap qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=off $QDEV
-bench qemu-vhost qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=on $QDEV
+for i in $(seq $RUNS); do
+    if [ -x "$KESTREL" ]; then
+        bench kestrel-tap-$i kestrel $K "$QCMD" --net tap=kt0,vhost=off
+        bench kestrel-vhost-$i kestrel $K "$QCMD" --net tap=kt0,vhost=on
+    fi
+    bench qemu-tap-$i qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=off $QDEV
+    bench qemu-vhost-$i qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=on $QDEV
+done
 EOF
 } > "$scenario"
 
-echo "# bench_net: TCP ${SIZE} MiB each way, UDP 64-byte datagrams for ${UDP} s each way"
+echo "# bench_net: $RUNS rounds, TCP ${SIZE} MiB each way, UDP 64-byte datagrams for ${UDP} s each way"
 if [ -n "$REUSE" ]; then
     RUN_DIR=$REUSE
 elif ! rig_run "$scenario" "${rig_args[@]}"; then
@@ -126,57 +134,7 @@ elif ! rig_run "$scenario" "${rig_args[@]}"; then
 fi
 echo "# run dir: $RUN_DIR"
 
-python3 - "$RUN_DIR/records" <<'EOF'
-import os, re, sys
-rec = sys.argv[1]
-
-def read(name):
-    try:
-        with open(os.path.join(rec, name, "stdout"), "rb") as f:
-            return f.read().decode("latin-1").replace("\r", "")
-    except OSError:
-        return ""
-
-def num(text, pattern):
-    m = re.search(pattern, text, re.M)
-    return float(m.group(1)) if m else None
-
-rows = {}
-for cfg in ("kestrel-tap", "kestrel-vhost", "qemu-tap", "qemu-vhost"):
-    g, h = read(cfg), read(cfg + "-host")
-    cpu = [max(int(x), 0) for x in re.findall(r"^netbench: cpu .* vmm=(-?\d+)", h, re.M)]
-    vh = [int(x) for x in re.findall(r"^netbench: cpu .* vhost=(\d+)", h, re.M)]
-    rows[cfg] = {
-        # Each rate as the receiver saw it.
-        "tcp_in": num(g, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
-        "tcp_out": num(h, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
-        "udp_in": num(g, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
-        "udp_out": num(h, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
-        "udp_in_sent": num(h, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
-        "udp_out_sent": num(g, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
-        "cpu": sum(cpu) if len(cpu) == 2 else None,
-        "vhost": sum(vh) if len(vh) == 2 else None,
-    }
-
-cols = [("tcp_in", "TCP host->guest MB/s", "%.2f"), ("tcp_out", "TCP guest->host MB/s", "%.2f"),
-        ("udp_in", "UDP64 host->guest pkt/s", "%.0f"), ("udp_out", "UDP64 guest->host pkt/s", "%.0f"),
-        ("udp_in_sent", "(host sent pkt/s)", "%.0f"), ("udp_out_sent", "(guest sent pkt/s)", "%.0f"),
-        ("cpu", "VMM CPU ms, 2 TCP xfers", "%.0f"), ("vhost", "vhost worker CPU ms", "%.0f")]
-
-def fmt(v, f):
-    return "n/a" if v is None else f % v
-
-def ratio(a, b):
-    return "n/a" if a is None or b is None or b == 0 else "%.2f" % (a / b)
-
-w = 26
-print("%-*s %14s %14s %14s %14s %13s %13s" % (w, "", "kestrel tap", "QEMU tap", "ratio k/Q",
-                                             "kestrel vhost", "QEMU vhost", "ratio k/Q"))
-for key, label, f in cols:
-    kt, qt, kv, qv = (rows[c][key] for c in ("kestrel-tap", "qemu-tap", "kestrel-vhost", "qemu-vhost"))
-    print("%-*s %14s %14s %14s %14s %13s %13s" % (w, label, fmt(kt, f), fmt(qt, f), ratio(kt, qt),
-                                                 fmt(kv, f), fmt(qv, f), ratio(kv, qv)))
-print("(rates as the receiver measured them; VMM CPU = utime+stime of every VMM thread but the")
-print(" vCPUs; vhost worker = the kernel's vhost-PID thread, during the same two transfers)")
-EOF
+python3 "$REPO_ROOT/bench/records.py" net "$RUN_DIR" --runs "$RUNS" ${CSV:+--csv "$CSV"}
+st=$?
 [ -n "$REUSE" ] || [ -n "${E2E_KEEP:-}" ] || rm -rf "$RUN_DIR"
+exit $st

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Reads the records of one tests/e2e/bench_*.sh run (RUN_DIR/records/NAME/stdout, and the
+test host's console.log), prints that script's table and, with --csv, writes every sample
+(bench/summarize.py's CSV) for bench/run.sh.
+
+  records.py boot|blk|net|debian RUN_DIR --runs N [--qd N] [--csv FILE]
+"""
+import argparse
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from summarize import Samples, median  # noqa: E402
+
+
+class Run:
+    def __init__(self, run_dir):
+        self.dir = run_dir
+
+    def read(self, name, what="stdout"):
+        """A record's file as text ("" when missing), without the serial console's \\r."""
+        try:
+            with open(os.path.join(self.dir, "records", name, what), "rb") as f:
+                return f.read().decode("latin-1").replace("\r", "")
+        except OSError:
+            return ""
+
+    def console(self):
+        try:
+            with open(os.path.join(self.dir, "console.log"), "rb") as f:
+                return f.read().decode("latin-1").replace("\r", "")
+        except OSError:
+            return ""
+
+
+def num(text, pattern):
+    """The first group of the first match of pattern (multi-line) as a float, or None."""
+    m = re.search(pattern, text, re.M)
+    return float(m.group(1)) if m else None
+
+
+# ---- bench_boot.sh: records strace-log-VMM-I (strace -ttt) and stamp-VMM-I (stamp) ----
+
+def first_kvm_run(run, vmm, i):
+    """ms from execve to the first KVM_RUN, from strace -ttt lines 'PID TIME call'."""
+    t_exec = t_run = None
+    for line in run.read("strace-log-%s-%d" % (vmm, i)).splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3:
+            continue
+        if " execve(" in " " + parts[2] and t_exec is None:
+            t_exec = float(parts[1])
+        elif "KVM_RUN" in parts[2] and t_run is None:
+            t_run = float(parts[1])
+    return (t_run - t_exec) * 1000 if t_exec is not None and t_run is not None else None
+
+
+def init_line(run, vmm, i):
+    """s from launch to KESTREL-GUEST-INIT-OK, from stamp's 'SECONDS line' output."""
+    return num(run.read("stamp-%s-%d" % (vmm, i)), r"^([0-9.]+) .*KESTREL-GUEST-INIT-OK")
+
+
+def boot(run, a, samples):
+    rows = [("execve -> first KVM_RUN", "ms", first_kvm_run, "%.1f"),
+            ("launch -> KESTREL-GUEST-INIT-OK", "s", init_line, "%.3f")]
+    table = []
+    for label, unit, fn, f in rows:
+        cells, meds = [], []
+        for vmm in ("kestrel", "qemu"):
+            vals = [fn(run, vmm, i) for i in range(1, a.runs + 1)]
+            samples.add("boot", label, unit, "lower", vmm, vals)
+            print("#   %-7s %-32s runs: %s" % (vmm, label, ", ".join("n/a" if s is None else f % s for s in vals)))
+            m, n = median(vals), sum(v is not None for v in vals)
+            meds.append(m)
+            cells.append(("n/a" if m is None else (f % m) + " " + unit) + ("" if n in (0, a.runs) else " (%d/%d)" % (n, a.runs)))
+        ratio = "%.2f" % (meds[0] / meds[1]) if None not in meds and meds[1] else "n/a"
+        table.append("%-34s %14s %14s %9s" % (label, cells[0], cells[1], ratio))
+    print("%-34s %14s %14s %9s" % ("median of %d runs" % a.runs, "kestrel", "qemu", "kestrel/qemu"))
+    print("\n".join(table))
+
+
+# ---- bench_blk.sh: records kestrel-I and qemu-I, blkbench's lines in the guest's output ----
+
+def blk(run, a, samples):
+    def fmt(x):
+        return "n/a" if x is None else ("%.1f" % x if x < 100 else "%.0f" % x)
+
+    rows = [("sequential read, 1 MiB O_DIRECT", "MiB/s", r"seq MiB/s=([0-9.]+)"),
+            ("4 KiB random read, QD %d" % a.qd, "IOPS", r"rand iops=([0-9.]+)")]
+    print("%-42s %12s %12s %16s" % ("median of %d rounds" % a.runs, "kestrel", "QEMU", "kestrel/QEMU"))
+    for label, unit, pat in rows:
+        k, q = ([num(run.read("%s-%d" % (v, i)), pat) for i in range(1, a.runs + 1)] for v in ("kestrel", "qemu"))
+        samples.add("blk", label, unit, "higher", "kestrel", k)
+        samples.add("blk", label, unit, "higher", "qemu", q)
+        mk, mq = median(k), median(q)
+        ratio = "n/a" if mk is None or not mq else "%.2f" % (mk / mq)
+        print("%-42s %12s %12s %16s" % ("%s (%s)" % (label, unit), fmt(mk), fmt(mq), ratio))
+        print("%-42s %12s %12s" % ("  (rounds)", "/".join(fmt(x) for x in k), "/".join(fmt(x) for x in q)))
+
+
+# ---- bench_net.sh: records CFG-I (the guest) and CFG-I-host (netbench on the test host) ----
+
+NET_COLS = [  # key, table label, CSV metric, unit, better, format
+    ("tcp_in", "TCP host->guest MB/s", "TCP host->guest", "MB/s", "higher", "%.2f"),
+    ("tcp_out", "TCP guest->host MB/s", "TCP guest->host", "MB/s", "higher", "%.2f"),
+    ("udp_in", "UDP64 host->guest pkt/s", "UDP64 host->guest", "pkt/s", "higher", "%.0f"),
+    ("udp_out", "UDP64 guest->host pkt/s", "UDP64 guest->host", "pkt/s", "higher", "%.0f"),
+    ("udp_in_sent", "(host sent pkt/s)", "UDP64 host sent", "pkt/s", "higher", "%.0f"),
+    ("udp_out_sent", "(guest sent pkt/s)", "UDP64 guest sent", "pkt/s", "higher", "%.0f"),
+    ("cpu", "VMM CPU ms, 2 TCP xfers", "VMM CPU, 2 TCP transfers", "ms", "lower", "%.0f"),
+    ("vhost", "vhost worker CPU ms", "vhost worker CPU, 2 TCP transfers", "ms", "lower", "%.0f"),
+]
+
+
+def net_sample(run, name):
+    g, h = run.read(name), run.read(name + "-host")
+    cpu = [max(int(x), 0) for x in re.findall(r"^netbench: cpu .* vmm=(-?\d+)", h, re.M)]
+    vh = [int(x) for x in re.findall(r"^netbench: cpu .* vhost=(\d+)", h, re.M)]
+    return {  # each rate as the receiver saw it
+        "tcp_in": num(g, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
+        "tcp_out": num(h, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
+        "udp_in": num(g, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
+        "udp_out": num(h, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
+        "udp_in_sent": num(h, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
+        "udp_out_sent": num(g, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
+        "cpu": sum(cpu) if len(cpu) == 2 else None,
+        "vhost": sum(vh) if len(vh) == 2 else None,
+    }
+
+
+def net(run, a, samples):
+    runs = range(1, a.runs + 1)
+    cfgs = {c: [net_sample(run, "%s-%d" % (c, i)) for i in runs]
+            for c in ("kestrel-tap", "kestrel-vhost", "qemu-tap", "qemu-vhost")}
+    for mode in ("tap", "vhost"):
+        for key, _, metric, unit, better, _ in NET_COLS:
+            for vmm in ("kestrel", "qemu"):
+                samples.add("net", "%s %s" % (mode, metric), unit, better, vmm,
+                            [s[key] for s in cfgs["%s-%s" % (vmm, mode)]])
+
+    def fmt(v, f):
+        return "n/a" if v is None else f % v
+
+    def ratio(x, y):
+        return "n/a" if x is None or y is None or y == 0 else "%.2f" % (x / y)
+
+    w = 26
+    print("%-*s %14s %14s %14s %14s %13s %13s" % (w, "median of %d runs" % a.runs, "kestrel tap", "QEMU tap",
+                                                 "ratio k/Q", "kestrel vhost", "QEMU vhost", "ratio k/Q"))
+    for key, label, _, _, _, f in NET_COLS:
+        kt, qt, kv, qv = (median([s[key] for s in cfgs[c]])
+                          for c in ("kestrel-tap", "qemu-tap", "kestrel-vhost", "qemu-vhost"))
+        print("%-*s %14s %14s %14s %14s %13s %13s" % (w, label, fmt(kt, f), fmt(qt, f), ratio(kt, qt),
+                                                     fmt(kv, f), fmt(qv, f), ratio(kv, qv)))
+    print("(rates as the receiver measured them; VMM CPU = utime+stime of every VMM thread but the")
+    print(" vCPUs; vhost worker = the kernel's vhost-PID thread, during the same two transfers)")
+
+
+# ---- bench_debian.sh: the guest's "KDEB: TIMES" line, the host's "H: BENCH NAME" line ----
+
+DEB_KEYS = [  # key, CSV metric (after the transport), source
+    ("run-init", "kernel -> /init (guest clock)"),
+    ("systemd", "kernel -> systemd (guest clock)"),
+    ("multi-user", "kernel -> multi-user.target (guest clock)"),
+    ("mu-wall", "launch -> multi-user.target"),
+    ("exit-wall", "launch -> exit after poweroff"),
+    ("thp-mib", None),  # the test host's AnonHugePages: in the table, not a kestrel figure
+]
+DEB_PAIRS = [("pci", "kestrel-pci", "qemu-q35"), ("mmio", "kestrel-mmio", "qemu-microvm")]
+
+
+def deb_values(run, name, console):
+    """KEY=value pairs of record NAME's KDEB: TIMES line and of the host's H: BENCH line."""
+    vals = {}
+    lines = re.findall(r"KDEB: TIMES (.*)", run.read(name)) + re.findall(r"^H: BENCH %s (.*)" % re.escape(name), console, re.M)
+    for line in lines:
+        for kv in line.split():
+            k, _, v = kv.partition("=")
+            try:
+                vals[k] = float(v)
+            except ValueError:
+                vals[k] = None
+    return vals
+
+
+def debian(run, a, samples):
+    console = run.console()
+    rounds = range(1, a.runs + 1)
+    got = {v: [deb_values(run, "%s-%d" % (v, r), console) for r in rounds]
+           for _, k, q in DEB_PAIRS for v in (k, q)}
+    for mode, k, q in DEB_PAIRS:
+        for key, metric in DEB_KEYS:
+            if metric:
+                for vmm, name in (("kestrel", k), ("qemu", q)):
+                    samples.add("debian", "%s %s" % (mode, metric), "s", "lower", vmm,
+                                [d.get(key) for d in got[name]])
+
+    def fmt(x):
+        return "n/a" if x is None else "%.6g" % x
+
+    print("%-14s %8s %8s %11s %14s %14s %9s %s" % ("vmm", "/init", "systemd", "multi-user", "launch-to-mu",
+                                                  "launch-to-exit", "thp-MiB", "exit statuses"))
+    every = []
+    for _, k, q in DEB_PAIRS:
+        for v in (k, q):
+            row = []
+            for key, _ in DEB_KEYS:
+                vals = [d.get(key) for d in got[v]]
+                row.append(fmt(median(vals)))
+                every.append("%s %s: %s" % (v, key, " ".join("n/a" if x is None else "%.10g" % x for x in vals)))
+            sts = " ".join(run.read("%s-%d" % (v, r), "status").strip() or "missing" for r in rounds)
+            print("%-14s %8s %8s %11s %14s %14s %9s %s" % tuple([v] + row + [sts]))
+    print("# every run:")
+    for line in every:
+        print("#   " + line)
+
+
+GROUPS = {"boot": boot, "blk": blk, "net": net, "debian": debian}
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description="Table and samples of one bench_*.sh run.")
+    ap.add_argument("group", choices=sorted(GROUPS))
+    ap.add_argument("run_dir", help="the rig's run directory (records/, console.log)")
+    ap.add_argument("--runs", type=int, required=True, help="runs (rounds) per VMM")
+    ap.add_argument("--qd", type=int, default=16, help="blk: the random-read queue depth")
+    ap.add_argument("--csv", help="write every sample here (bench/summarize.py's format)")
+    a = ap.parse_args(argv)
+    samples = Samples()
+    GROUPS[a.group](Run(a.run_dir), a, samples)
+    if a.csv:
+        samples.write(a.csv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Unit tests of bench/summarize.py and bench/records.py on small fixtures (meson test
+bench-summarize, suite unit): medians, min-max, ratios and their direction, the Markdown
+table, the chart's data, the CSV round trip and the parsing of a bench script's records."""
+import csv
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import records  # noqa: E402
+import summarize  # noqa: E402
+
+FIXTURE = os.path.join(HERE, "testdata", "samples.csv")
+
+
+class Tmp(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="bench-test.")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+
+class Summary(unittest.TestCase):
+    def setUp(self):
+        self.summary = {(m["group"], m["metric"]): m
+                        for m in summarize.summarise(summarize.read_csv(FIXTURE))}
+
+    def test_order_is_first_seen(self):
+        self.assertEqual([k[1] for k in self.summary][:3],
+                         ["first KVM_RUN", "launch -> init, quiet", "seq read"])
+
+    def test_median_min_max(self):
+        m = self.summary[("boot", "first KVM_RUN")]
+        self.assertEqual((m["kestrel"]["median"], m["kestrel"]["min"], m["kestrel"]["max"]), (450, 400, 500))
+        self.assertEqual((m["qemu"]["median"], m["qemu"]["min"], m["qemu"]["max"]), (1500, 1000, 2000))
+        # An even count: the mean of the middle two.
+        self.assertEqual(self.summary[("blk", "seq read")]["qemu"]["median"], 150)
+
+    def test_missing_run_is_left_out_but_counted(self):
+        k = self.summary[("boot", "launch -> init, quiet")]["kestrel"]
+        self.assertEqual((k["n"], k["runs"], k["median"], k["min"], k["max"]), (3, 4, 12, 10, 16))
+
+    def test_ratio_and_direction(self):
+        cases = {("boot", "first KVM_RUN"): (0.3, "better"),          # lower is better, lower
+                 ("boot", "launch -> init, quiet"): (1.2, "worse"),   # lower is better, higher
+                 ("blk", "seq read"): (200 / 150, "better"),          # higher is better, higher
+                 ("blk", "rand read"): (0.8, "worse"),                # higher is better, lower
+                 ("blk", "same"): (1.0, "equal")}
+        for key, (ratio, verdict) in cases.items():
+            self.assertAlmostEqual(self.summary[key]["ratio"], ratio, msg=key)
+            self.assertEqual(self.summary[key]["verdict"], verdict, msg=key)
+
+    def test_no_ratio_without_both_medians(self):
+        for key in (("net", "vhost worker CPU"), ("net", "tap TCP")):  # QEMU 0; kestrel none
+            self.assertIsNone(self.summary[key]["ratio"], key)
+            self.assertEqual(self.summary[key]["verdict"], "n/a")
+
+    def test_markdown(self):
+        md = summarize.markdown(list(self.summary.values()), "fixture")
+        with open(os.path.join(HERE, "testdata", "expected.md")) as f:
+            self.assertEqual(md, f.read())
+        self.assertIn("| first KVM_RUN | ms | lower | 450 | 400–500 | 1500 | 1000–2000 | 3/3, 3/3 | 0.30 | better |", md)
+        self.assertIn("| tap TCP | MB/s | higher | n/a | n/a | 20.2 | 20.2–20.2 | 0/1, 1/1 | n/a | n/a |", md)
+
+    def test_fmt(self):
+        self.assertEqual([summarize.fmt(x) for x in (None, 2612.4, 17.58, 0.194)],
+                         ["n/a", "2612", "17.6", "0.19"])
+
+
+class Files(Tmp):
+    def test_csv_round_trip(self):
+        s = summarize.Samples()
+        s.add("g", "m, with a comma", "s", "lower", "kestrel", [1.5, None, 2.25])
+        s.add("g", "m, with a comma", "s", "lower", "qemu", [3.0])
+        path = os.path.join(self.tmp, "s.csv")
+        s.write(path)
+        rows = summarize.read_csv(path)
+        self.assertEqual([(r["vmm"], r["run"], r["value"]) for r in rows],
+                         [("kestrel", 1, 1.5), ("kestrel", 2, None), ("kestrel", 3, 2.25), ("qemu", 1, 3.0)])
+        self.assertEqual(rows[0]["metric"], "m, with a comma")
+
+    def test_bad_samples_are_refused(self):
+        header = ",".join(summarize.FIELDS) + "\n"
+        for text in ("group,metric,vmm,run,value\n",                     # wrong header
+                     header + "g,m,s,kestrel,1,1.0,sideways\n",          # no direction
+                     header + "g,m,s,firecracker,1,1.0,lower\n",         # unknown VMM
+                     header + "g,m,s,kestrel,1,fast,lower\n"):           # not a number
+            with self.assertRaises(ValueError, msg=text):
+                summarize.read_csv(self.write("bad.csv", text))
+        mixed = header + "g,m,s,kestrel,1,1,lower\ng,m,ms,qemu,1,1,lower\n"
+        with self.assertRaises(ValueError):
+            summarize.summarise(summarize.read_csv(self.write("mixed.csv", mixed)))
+        with self.assertRaises(ValueError):
+            summarize.Samples().add("g", "m", "s", "faster", "kestrel", [1])
+
+    def test_chart_data(self):
+        summary = summarize.summarise(summarize.read_csv(FIXTURE))
+        summarize.chart(summary, self.tmp, os.path.join(self.tmp, "x.png"))
+        with open(os.path.join(self.tmp, "boot.dat")) as f:
+            rows = [line.split("#")[0].split() for line in f if not line.startswith("#")]
+        # Everything divided by QEMU's median: kestrel 450 (400-500), QEMU 1500 (1000-2000).
+        for got, want in zip(rows[0], [0.3, 400 / 1500, 500 / 1500, 1, 1000 / 1500, 2000 / 1500], strict=True):
+            self.assertAlmostEqual(float(got), want, places=5)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "net.dat")))  # no ratio there
+        with open(os.path.join(self.tmp, "bench.gp")) as f:
+            gp = f.read()
+        self.assertIn('"first KVM_RUN\\nms, \u2193 better\\n0.30x" 0', gp)
+
+    @unittest.skipUnless(shutil.which("gnuplot"), "no gnuplot (tests/install-deps.sh gnuplot-nox)")
+    def test_render_png(self):
+        out = os.path.join(self.tmp, "out")
+        self.assertEqual(summarize.main(["render", FIXTURE, "--out", out]), 0)
+        with open(os.path.join(out, "bench.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        with open(os.path.join(out, "bench.csv")) as f, open(FIXTURE) as g:
+            self.assertEqual(list(csv.reader(f))[1:], list(csv.reader(g))[1:])
+
+
+class Records(Tmp):
+    def test_blk(self):
+        for name, seq, iops in (("kestrel-1", "200.5", "3000"), ("qemu-1", "100.0", "1000"),
+                                ("kestrel-2", None, None), ("qemu-2", "120.0", "1500")):
+            text = "boot noise\r\n" + ("seq MiB/s=%s bytes=1\r\nrand iops=%s qd=16\r\n" % (seq, iops) if seq else "")
+            self.write("records/%s/stdout" % name, text)
+        csv_path = os.path.join(self.tmp, "blk.csv")
+        self.assertEqual(records.main(["blk", self.tmp, "--runs", "2", "--csv", csv_path]), 0)
+        got = {(r["metric"], r["vmm"], r["run"]): r["value"] for r in summarize.read_csv(csv_path)}
+        self.assertEqual(got[("sequential read, 1 MiB O_DIRECT", "kestrel", 1)], 200.5)
+        self.assertIsNone(got[("4 KiB random read, QD 16", "kestrel", 2)])
+        self.assertEqual(got[("4 KiB random read, QD 16", "qemu", 2)], 1500)
+
+    def test_boot(self):
+        self.write("records/strace-log-kestrel-1/stdout",
+                   "10 100.000000 execve(\"/usr/local/bin/kestrel\") = 0\n"
+                   "10 100.250000 ioctl(3, KVM_CREATE_VM, 0) = 4\n"
+                   "11 100.500000 ioctl(7, KVM_RUN, 0) = 0\n"
+                   "11 100.900000 ioctl(7, KVM_RUN, 0) = 0\n")
+        self.write("records/stamp-kestrel-1/stdout", "0.5 booting\n12.25 KESTREL-GUEST-INIT-OK\n")
+        csv_path = os.path.join(self.tmp, "boot.csv")
+        records.main(["boot", self.tmp, "--runs", "1", "--csv", csv_path])
+        got = {(r["metric"], r["vmm"]): r["value"] for r in summarize.read_csv(csv_path)}
+        self.assertAlmostEqual(got[("execve -> first KVM_RUN", "kestrel")], 500)
+        self.assertEqual(got[("launch -> KESTREL-GUEST-INIT-OK", "kestrel")], 12.25)
+        self.assertIsNone(got[("execve -> first KVM_RUN", "qemu")])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
