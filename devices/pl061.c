@@ -125,24 +125,28 @@ static void write_reg(struct pl061 *g, uint64_t off, uint8_t v)
 	update(g);
 }
 
-/* Registers are 32 bits wide (8 bits used) and aligned; other accesses read 0, write nothing. */
+/*
+ * Registers are 32 bits wide (8 bits used) and aligned. Linux's gpio-pl061 reads and writes
+ * them with byte accesses (readb/writeb), the AMBA bus reads the IDs with 32-bit ones: both
+ * widths work; others (16-bit, unaligned) read 0 and write nothing.
+ */
 void pl061_io(void *opaque, uint64_t offset, uint8_t *data, unsigned int size, bool is_write)
 {
 	struct pl061 *g = opaque;
 	uint32_t v = 0;
 
-	if (size != 4 || (offset & 3) || offset >= PL061_SIZE) {
+	if ((size != 1 && size != 4) || (offset & 3) || offset >= PL061_SIZE) {
 		if (!is_write)
 			memset(data, 0, size);
 		return;
 	}
 	pthread_mutex_lock(&g->lock);
 	if (is_write) {
-		memcpy(&v, data, 4);
+		memcpy(&v, data, size);
 		write_reg(g, offset, (uint8_t)v);
 	} else {
 		v = read_reg(g, offset);
-		memcpy(data, &v, 4);
+		memcpy(data, &v, size); /* little-endian: the low byte first */
 	}
 	pthread_mutex_unlock(&g->lock);
 }

@@ -41,15 +41,29 @@ static void wr(uint64_t off, uint32_t v)
 	pl061_io(&gpio, off, (uint8_t *)&v, 4, true);
 }
 
+/* Linux's gpio-pl061 uses byte accesses (readb/writeb) for every register. */
+static uint8_t rdb(uint64_t off)
+{
+	uint8_t v = 0xee;
+
+	pl061_io(&gpio, off, &v, 1, false);
+	return v;
+}
+
+static void wrb(uint64_t off, uint8_t v)
+{
+	pl061_io(&gpio, off, &v, 1, true);
+}
+
 #define KEY (1u << 3)
 
-/* gpio-keys on line 3: input, both edges, unmasked. */
+/* gpio-keys on line 3 as Linux sets it up: input, both edges, unmasked, all by bytes. */
 static void key_setup(void)
 {
-	wr(0x400, 0);	/* DIR: all inputs */
-	wr(0x404, 0);	/* IS: edge */
-	wr(0x408, KEY); /* IBE: both edges */
-	wr(0x410, KEY); /* IE */
+	wrb(0x400, 0);	 /* DIR: all inputs */
+	wrb(0x404, 0);	 /* IS: edge */
+	wrb(0x408, KEY); /* IBE: both edges */
+	wrb(0x410, KEY); /* IE */
 }
 
 Test(pl061, a_key_press_and_release_each_interrupt_once)
@@ -59,10 +73,13 @@ Test(pl061, a_key_press_and_release_each_interrupt_once)
 	pl061_set_input(&gpio, 3, true);
 	cr_assert_eq(level, 1);
 	cr_assert_eq(rd(0x418), KEY, "MIS");
+	cr_assert_eq(rdb(0x418), KEY, "MIS, read as Linux reads it");
+	cr_assert_eq(rdb(0x410), KEY, "IE, written and read by bytes");
+	cr_assert_eq(rdb(0x419), 0, "a byte off the register's start reads 0");
 	cr_assert_eq(rd(KEY << 2), KEY, "the data register, masked by address, reads the key");
 	cr_assert_eq(rd(0x3fc), KEY);
 	cr_assert_eq(rd(0x3f8 & ~(KEY << 2)), 0, "a mask without the line reads 0");
-	wr(0x41c, KEY); /* IC */
+	wrb(0x41c, KEY); /* IC */
 	cr_assert_eq(level, 0);
 	pl061_set_input(&gpio, 3, true);
 	cr_assert_eq(level, 0, "no edge, no interrupt");
