@@ -70,10 +70,18 @@ static const int event_loop_calls[] = {
     SCMP_SYS(timerfd_settime),
 };
 
-/* The main thread tears the VM down: joins, closes, drains and unlocks disks, removes sockets. */
+/*
+ * The main thread tears the VM down: joins, closes, drains and unlocks disks, removes sockets
+ * (glibc's unlink() is unlinkat on arm64, which has no unlink call).
+ */
 static const int main_calls[] = {
-    SCMP_SYS(close),	 SCMP_SYS(flock),	   SCMP_SYS(unlink),
-    SCMP_SYS(epoll_ctl), SCMP_SYS(io_uring_enter), SCMP_SYS(io_uring_register),
+    SCMP_SYS(close),
+    SCMP_SYS(flock),
+    SCMP_SYS(unlink),
+    SCMP_SYS(unlinkat),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(io_uring_enter),
+    SCMP_SYS(io_uring_register),
 };
 
 /*
