@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # virtio-net checks for kestrel, inside the nested test host (issue #4).
 #
-#   test_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--checks LIST] [--size MIB]
-#               [--transport pci|mmio|mix] [--records RUN_DIR]   (re-check an earlier run kept with E2E_KEEP=1)
+#   test_net.sh [--arch x86_64|arm64] [--kestrel PATH] [--netbench PATH] [--stamp PATH]
+#               [--checks LIST] [--size MIB] [--transport pci|mmio|mix|intx]
+#               [--records RUN_DIR]   (re-check an earlier run kept with E2E_KEEP=1)
 #
+# --arch arm64 runs in the nested arm64 test host with the cross-built kestrel (arm64_kestrel)
+# unless --kestrel names one; --netbench is then a static aarch64 netbench (default: built
+# with aarch64-linux-gnu-gcc -static).
 # The test host's tap kt0 is 10.77.0.1/24 and the guest's eth0 10.77.0.2/24 (kt1 and eth1:
 # 10.78.0.x); no traffic goes anywhere else. LIST is a comma list of:
 #   off    --net tap=kt0,vhost=off: ping both ways; SIZE MiB (default 64) of random data
@@ -22,15 +26,20 @@
 #          on each at the same time
 # --transport (default pci; CHECK@TRANSPORT in LIST for one check, e.g. two@mix):
 # pci puts every NIC on virtio-pci; mmio every NIC on virtio-mmio
-# (found through ACPI); mix each NIC on virtio-pci beside an 8 MiB disk on virtio-mmio that
-# the guest reads back, and under "two" kt0's NIC on virtio-mmio, kt1's on virtio-pci.
-# Every run checks that each NIC is on the driver of its transport.
+# (found through ACPI on x86, the device tree on arm64); mix each NIC on virtio-pci beside an
+# 8 MiB disk on virtio-mmio that the guest reads back, and under "two" kt0's NIC on
+# virtio-mmio, kt1's on virtio-pci; intx (arm64 only) every NIC on virtio-pci with kestrel's
+# --its off (no MSI controller: the NICs use the PCI INTx lines).
+# Every run checks that each NIC is on the driver of its transport. On arm64 the off, on and
+# mq runs also check the kind of eth0's interrupts in the guest's /proc/interrupts: MSI-X
+# through the GIC ITS (ITS-MSI, Edge) on pci and mix, a level-triggered GICv3 line on mmio
+# and intx, and that they fired.
 # All listed checks share one boot of the test host. Prints PASS/FAIL lines and
 # "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh"
 
-KESTREL_BIN=$REPO_ROOT/build/kestrel
+KESTREL_BIN=
 NETBENCH=
 STAMP=
 CHECKS=off,on,cpu,mq,mtu,two
@@ -40,6 +49,7 @@ TRANSPORT=pci
 LIMIT=${E2E_VMM_TIMEOUT:-300}   # seconds per kestrel run inside the test host
 while [ $# -gt 0 ]; do
     case $1 in
+        --arch) set_arch "$2"; shift 2 ;;
         --kestrel) KESTREL_BIN=$2; shift 2 ;;
         --netbench) NETBENCH=$2; shift 2 ;;
         --stamp) STAMP=$2; shift 2 ;;
@@ -47,18 +57,21 @@ while [ $# -gt 0 ]; do
         --size) SIZE=$2; shift 2 ;;
         --records) REUSE=$2; shift 2 ;;   # re-check the records of an earlier run (E2E_KEEP=1)
         --transport) TRANSPORT=$2; shift 2 ;;
-        *) sed -n '2,28p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,38p' "$0" >&2; exit 2 ;;
     esac
 done
 # tp T: a transport's NT, BUS (the key on each NIC, its bus; NT0, BUS0: "two"'s kt0), the
-# guest's MODS and XDISK (mix's mmio disk).
+# guest's MODS, XOPTS (more kestrel options: mix's mmio disk, intx's --its off) and IRQ (the
+# kind of interrupt of a NIC on BUS, checked on arm64: msi or line).
 tp() {
     case $1 in
-        pci) NT='' NT0='' BUS=pci BUS0=pci MODS=virtio_pci XDISK='' ;;
-        mmio) NT=,transport=mmio NT0=,transport=mmio BUS=mmio BUS0=mmio MODS=virtio_mmio XDISK='' ;;
+        pci) NT='' NT0='' BUS=pci BUS0=pci MODS=virtio_pci XOPTS='' IRQ=msi ;;
+        mmio) NT=,transport=mmio NT0=,transport=mmio BUS=mmio BUS0=mmio MODS=virtio_mmio XOPTS='' IRQ=line ;;
         mix) NT=,transport=pci NT0=,transport=mmio BUS=pci BUS0=mmio MODS="virtio_mmio virtio_pci virtio_blk"
-            XDISK="--disk path=/tmp/mix-disk.img,transport=mmio" ;;
-        *) echo "bad transport $1: expected pci, mmio or mix" >&2; exit 2 ;;
+            XOPTS="--disk path=/tmp/mix-disk.img,transport=mmio" IRQ=msi ;;
+        intx) [ "$ARCH" = arm64 ] || { echo "transport intx: arm64 only (kestrel's --its off)" >&2; exit 2; }
+            NT='' NT0='' BUS=pci BUS0=pci MODS=virtio_pci XOPTS='--its off' IRQ=line ;;
+        *) echo "bad transport $1: expected pci, mmio, mix or intx" >&2; exit 2 ;;
     esac
 }
 want() { [[ ",$CHECKS," == *",$1,"* ]]; }
@@ -74,16 +87,23 @@ items() {
     done
 }
 items > /dev/null
+[ -n "$KESTREL_BIN" ] || KESTREL_BIN=$(default_kestrel) ||
+    { echo "FAIL: building the $ARCH kestrel"; echo "0 passed, 1 failed"; exit 1; }
 [ -x "$KESTREL_BIN" ] || { echo "FAIL: no kestrel binary at $KESTREL_BIN"; echo "0 passed, 1 failed"; exit 1; }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-net.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-# netbench (tests/e2e/netbench.c) runs in the test host and in the guest: build it static.
+# netbench (tests/e2e/netbench.c) runs in the test host and in the guest: build it static,
+# for the test host's architecture.
+CC=cc ELF_MACHINE='3e 00'   # e_machine: EM_X86_64, EM_AARCH64
+[ "$ARCH" = arm64 ] && CC=aarch64-linux-gnu-gcc ELF_MACHINE='b7 00'
 if [ -z "$NETBENCH" ]; then
     NETBENCH=$tmp/netbench
-    cc -std=gnu11 -O2 -static -o "$NETBENCH" "$E2E_DIR/netbench.c" ||
-        { echo "FAIL: cannot build netbench"; echo "0 passed, 1 failed"; exit 1; }
+    $CC -std=gnu11 -O2 -static -o "$NETBENCH" "$E2E_DIR/netbench.c" ||
+        { echo "FAIL: cannot build netbench with $CC"; echo "0 passed, 1 failed"; exit 1; }
 fi
+[ "$(od -An -tx1 -j18 -N2 "$NETBENCH" 2> /dev/null | xargs)" = "$ELF_MACHINE" ] ||
+    { echo "FAIL: $NETBENCH is not an $ARCH executable"; echo "0 passed, 1 failed"; exit 1; }
 rig_args=(--timeout 1500 --kestrel "$KESTREL_BIN" --file "$NETBENCH:/usr/local/bin/netbench"
     ${STAMP:+--stamp "$STAMP"})
 
@@ -141,6 +161,10 @@ say RECV-MD5 $md
 netbench send -w 900 $P 5001 /tmp/d
 rm -f /tmp/d
 grep virtio /proc/interrupts | awk '{ s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print "G: IRQ", $NF, s }'
+# eth0's own interrupts: "G: NICIRQ NAME COUNT CHIP..." (the columns between the counts and the name).
+v=$(basename "$(readlink -f /sys/class/net/eth0/device)")
+awk -v v=$v '$NF ~ "^" v "(-|$)" { s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i
+    c = ""; for (; i < NF; i++) c = c " " $i; print "G: NICIRQ", $NF, s c }' /proc/interrupts
 ip link set eth0 down; ip link set eth0 up
 wait_for 30 ping -c 1 -W 1 $P && say LINKCYCLE-PING-OK || say LINKCYCLE-PING-FAIL
 # Through the driver of eth0's transport device: virtio-pci, or the virtio-mmio platform driver.
@@ -204,7 +228,7 @@ GEOF
 net_full() {
     local name=$1 h=$RIG_WORK/$1-host.txt
     shift
-    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" "$@" $XDISK
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" "$@" $XOPTS
     (
         host_tap kt0 10.77.0.1 || exit 1
         wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
@@ -226,7 +250,7 @@ net_full() {
 # net_mtu NAME NIC-KEYS: one guest running g-mtu.sh.
 net_mtu() {
     local name=$1 h=$RIG_WORK/$1-host.txt
-    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_MTU --cmdline "$QCMD" --net tap=kt0,mtu=9000$2 $XDISK
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_MTU --cmdline "$QCMD" --net tap=kt0,mtu=9000$2 $XOPTS
     (
         host_tap kt0 10.77.0.1 9000 || exit 1
         echo "H: MTU $(cat /sys/class/net/kt0/mtu)"
@@ -246,7 +270,7 @@ net_mtu() {
 net_two() {
     local name=$1 h=$RIG_WORK/$1-host.txt
     start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_TWO --cmdline "$QCMD" \
-        --net tap=kt0,mac=52:54:00:77:00:02$2 --net tap=kt1,mac=52:54:00:78:00:02$3 $XDISK
+        --net tap=kt0,mac=52:54:00:77:00:02$2 --net tap=kt1,mac=52:54:00:78:00:02$3 $XOPTS
     (
         host_tap kt0 10.77.0.1 || exit 1
         host_tap kt1 10.78.0.1 || exit 1
@@ -266,10 +290,10 @@ net_two() {
     rig_put $name-host $h
 }
 
-# use T MODS XDISK: the guest initramfs images (modules MODS) and extra disk for transport T.
+# use T MODS XOPTS: the guest initramfs images (modules MODS) and the more kestrel options for transport T.
 use() {
     local g
-    XDISK=$3
+    XOPTS=$3
     for g in full mtu two; do
         [ -f $RIG_WORK/guest-$g-$1.cpio.gz ] ||
             { echo "MODS='$2'"; cat $RIG_WORK/g-$g.sh; } | guest_initrd $g-$1 > /dev/null
@@ -280,7 +304,7 @@ EOF
     for it in $(items); do
         IFS=: read -r c t n <<< "$it"
         tp $t
-        echo "use $t '$MODS' '$XDISK'"
+        echo "use $t '$MODS' '$XOPTS'"
         case $c in
             off) echo "net_full $n --net tap=kt0,vhost=off$NT" ;;
             on) echo "net_full $n --net tap=kt0,vhost=on$NT" ;;
@@ -350,6 +374,27 @@ check_full() {
     check_rec $n "$d: guest driver unbind/bind ($(gout $n | sed -n 's/^G: DEV //p' | head -1)), then ping both ways" \
         all "has_g $n REBIND-PING-OK" "has_h $n RESET-PING-OK"
     check_bus $n "$d" eth0=$BUS
+    [ "$ARCH" = arm64 ] && check_irq $n "$d"
+}
+# check_irq NAME DESC (arm64): eth0's interrupts in the guest's /proc/interrupts are of the
+# transport's kind and its queues' interrupts fired: IRQ=msi, MSI-X through the GIC ITS
+# (every vector "ITS-MSI HWIRQ Edge", the config vector and at least one queue vector);
+# IRQ=line, the one level-triggered GICv3 line of virtio-mmio or PCI INTx.
+check_irq() {
+    local n=$1 d=$2 want
+    case $IRQ in
+        msi) want='MSI-X vectors through the GIC ITS' ;;
+        line) want='one level-triggered GICv3 line' ;;
+    esac
+    check_rec $n "$d: eth0's interrupts are $want and fired ($(gout $n | awk '$2 == "NICIRQ" {
+        printf "%s%s=%s %s %s", n++ ? ", " : "", $3, $4, $5, $7 }'))" irq_ok $n
+}
+irq_ok() {
+    gout $1 | awk -v k=$IRQ '$2 == "NICIRQ" {
+            n++; if ($3 !~ /-config$/) { q++; s += $4 }
+            if (k == "msi" ? $5 != "ITS-MSI" || $7 != "Edge" : $5 != "GICv3" || $7 != "Level") bad++
+        }
+        END { exit !(!bad && s > 0 && (k == "msi" ? n >= 2 && q < n : n == 1)) }'
 }
 # check_bus NAME DESC IF=BUS...: each interface is on virtio-BUS's driver; under mix the
 # mmio disk beside the NICs reads the test host's md5.
