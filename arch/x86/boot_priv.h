@@ -17,7 +17,7 @@
 
 #define X86_PAGE_SIZE 0x1000ULL
 #define X86_RAM_MIN (16ULL << 20) /* below this even a tiny kernel has no room to decompress */
-#define X86_E820_MAX 10 /* x86_build_e820 never makes more than 8 entries */
+#define X86_E820_MAX 10		  /* x86_build_e820 never makes more than 8 entries */
 
 /* Rounds v up to a power-of-two a; false if that would wrap past 2^64. */
 static inline bool x86_align_up(uint64_t v, uint64_t a, uint64_t *out)

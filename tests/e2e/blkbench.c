@@ -83,8 +83,9 @@ static void *rand_worker(void *arg)
 		return NULL;
 	while (now() < w->end) {
 		for (int i = 0; i < 64; i++) {
-			uint64_t blk = ((uint64_t)rand_r(&w->seed) << 16 ^ (uint64_t)rand_r(&w->seed)) %
-				       w->blocks;
+			uint64_t blk =
+			    ((uint64_t)rand_r(&w->seed) << 16 ^ (uint64_t)rand_r(&w->seed)) %
+			    w->blocks;
 			if (pread(w->fd, buf, 4096, (off_t)(blk * 4096)) != 4096) {
 				perror("pread");
 				return NULL;

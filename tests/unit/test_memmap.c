@@ -78,7 +78,7 @@ static void check_e820(uint64_t ram)
 	    {X86_ACPI_ADDR, X86_ACPI_SIZE, 3}, /* the ACPI tables: ACPI reclaimable memory */
 	    {0xf0000, 0x10000, 2},
 	    {X86_HIMEM_START, low - X86_HIMEM_START, 1},
-	    {X86_PCI_ECAM_BASE, X86_PCI_ECAM_SIZE, 2}, /* the ECAM window in the PCI hole */
+	    {X86_PCI_ECAM_BASE, X86_PCI_ECAM_SIZE, 2},	     /* the ECAM window in the PCI hole */
 	    {X86_VIRTIO_MMIO_BASE, X86_VIRTIO_MMIO_SIZE, 2}, /* the virtio-mmio windows */
 	    {X86_4G, ram - 3 * GiB, 1},
 	};

@@ -123,7 +123,8 @@ static void check_mptable(unsigned int cpus)
 			cr_assert_eq(p[1], 0, "INT type");
 			cr_assert_eq(p[6], ioapic_id, "destination is not the IOAPIC");
 			if (p[4] == 0) {
-				/* PCI: slot << 2 | INTA, level/active-high, to pin 16 + slot % 8. */
+				/* PCI: slot << 2 | INTA, level/active-high, to pin 16 + slot % 8.
+				 */
 				unsigned int slot = p[5] >> 2;
 				cr_assert_eq(p[5] & 3, 0, "PCI pin");
 				cr_assert(slot >= 1 && slot <= 31, "PCI slot %u", slot);
