@@ -236,10 +236,27 @@ pack_cpio() {
     mv "$out.tmp" "$out"
 }
 
-# Make-style check: true when $1 is missing or older than any of the other files.
+# inputs_digest FILE...: one hash of the inputs' contents (a folder: its list of names), not
+# of their paths or times, so another checkout of the same sources gives the same digest.
+inputs_digest() {
+    local f
+    for f in "$@"; do
+        if [ -d "$f" ]; then echo "D $(ls -1A "$f" | sha256sum)"
+        elif [ -e "$f" ]; then echo "F $(sha256sum < "$f")"
+        else echo "M"; fi
+    done | sha256sum | cut -d' ' -f1
+}
+
+# stale TARGET INPUT...: true when TARGET must be rebuilt: it is missing, or it is older than
+# an input and was not made from inputs of the same contents. TARGET.inputs keeps the digest
+# of the inputs it was found fresh with: a fresh clone (every file newer than a cached image)
+# then reuses the image as long as the contents are the same.
 stale() {
-    local target=$1 f; shift
+    local target=$1 d f; shift
     [ -e "$target" ] || return 0
+    d=$(inputs_digest "$@")
+    [ "$(cat "$target.inputs" 2>/dev/null)" = "$d" ] && return 1
     for f in "$@"; do [ "$f" -nt "$target" ] && return 0; done
+    echo "$d" > "$target.inputs"
     return 1
 }
