@@ -26,8 +26,7 @@ struct arch_layout {
 	uint64_t virtio_mmio_base, virtio_mmio_slot; /* device n at base + n * slot */
 	unsigned int virtio_mmio_max;
 	size_t cmdline_max; /* bytes, including the terminating NUL */
-	bool msi_devid;	    /* MSI routes carry the requester ID (an ITS translates by it) */
-	bool has_its;	    /* --its applies: the interrupt controller may have an ITS */
+	bool msi_devid;	    /* MSI routes carry the requester ID: an ITS translates by it (--its) */
 };
 
 extern const struct arch_layout arch_layout;

@@ -497,7 +497,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 			cfg->dump_dtb = optarg;
 			break;
 		case OPT_ITS:
-			if (!arch_layout.has_its)
+			if (!arch_layout.msi_devid) /* no ITS to have */
 				return kerr_set(err, "--its: only arm64 guests have a GIC ITS");
 			if (!strcmp(optarg, "on"))
 				cfg->its = ARCH_ITS_ON;

@@ -37,7 +37,6 @@ const struct arch_layout arch_layout = {
     .virtio_mmio_max = ARM64_VIRTIO_MMIO_MAX,
     .cmdline_max = ARM64_CMDLINE_MAX,
     .msi_devid = true,
-    .has_its = true,
 };
 
 /* vmm/'s interrupt numbers are SPI numbers: the routing table's pins, the DT's cells. */

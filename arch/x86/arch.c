@@ -25,7 +25,6 @@ const struct arch_layout arch_layout = {
     .virtio_mmio_max = X86_VIRTIO_MMIO_MAX,
     .cmdline_max = X86_CMDLINE_MAX,
     .msi_devid = false,
-    .has_its = false,
 };
 
 uint32_t arch_virtio_mmio_irq(unsigned int index)
@@ -54,7 +53,7 @@ int arch_vm_create(struct arch_vm **out, int kvm_fd, int vm_fd, unsigned int nr_
 {
 	struct arch_vm *a = calloc(1, sizeof(*a));
 
-	(void)its; /* config_parse refuses --its where arch_layout.has_its is false */
+	(void)its; /* config_parse refuses --its where arch_layout.msi_devid is false (no ITS) */
 	if (!a)
 		return kerr_set(err, "out of memory");
 	a->nr_cpus = nr_cpus;
