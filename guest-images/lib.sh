@@ -33,10 +33,27 @@ need_pkgs() {
           DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
 }
 
+# apt_cached CMD...: CMD's output (an apt-cache query), remembered per state of apt's package
+# lists and architectures, which are all its answer depends on. This machine's apt keeps no
+# binary cache (Dir::Cache::pkgcache ""), so every apt-cache call parses every list again:
+# 2 to 14 s each, four of them per test-host boot check before this. (APT_LISTS: for tests.)
+apt_cached() {
+    local key f
+    key=$({ ls -l --time-style=+%s "${APT_LISTS:-/var/lib/apt/lists}/" 2> /dev/null
+            dpkg --print-foreign-architectures; printf '%s\n' "$@"; } | sha256sum | cut -c1-32)
+    f=$OUT/.apt-cache/$key
+    if [ ! -f "$f" ]; then
+        mkdir -p "$OUT/.apt-cache"
+        "$@" > "$f.$$" 2> /dev/null || { rm -f "$f.$$"; return 1; }
+        mv "$f.$$" "$f"
+    fi
+    cat "$f"
+}
+
 # The concrete kernel package behind the linux-image-$GI_ARCH meta package, and its
 # version. Falls back to whatever was extracted before when apt cannot answer.
 _kernel_pkg_name() {
-    apt-cache depends "linux-image-$GI_ARCH$APT_ARCH" 2>/dev/null |
+    apt_cached apt-cache depends "linux-image-$GI_ARCH$APT_ARCH" |
         awk '/Depends: linux-image-[0-9]/{sub(/:.*/, "", $2); print $2; exit}'
 }
 kernel_pkg_resolve() {
@@ -48,7 +65,7 @@ kernel_pkg_resolve() {
         KPKG=$(_kernel_pkg_name)
     fi
     if [ -n "$KPKG" ]; then
-        KVER_PKG=$(apt-cache policy "$KPKG$APT_ARCH" | awk '/Candidate:/{print $2}')
+        KVER_PKG=$(apt_cached apt-cache policy "$KPKG$APT_ARCH" | awk '/Candidate:/{print $2}')
     fi
     if [ -z "${KPKG:-}" ] || [ -z "${KVER_PKG:-}" ] || [ "$KVER_PKG" = "(none)" ]; then
         local d
@@ -143,7 +160,7 @@ foreign_arch_ready() {
         log "dpkg --add-architecture $GI_ARCH"
         dpkg --add-architecture "$GI_ARCH"
     fi
-    if ! apt-cache policy "libc6$APT_ARCH" | grep -q 'Candidate: [0-9]'; then
+    if ! apt_cached apt-cache policy "libc6$APT_ARCH" | grep -q 'Candidate: [0-9]'; then
         apt-get update -q >&2 || true   # an unreachable extra source must not stop us
     fi
     _FOREIGN_READY=1
@@ -154,7 +171,7 @@ foreign_arch_ready() {
 deb_unpack() {
     local pkg=$1 ver dir tmp
     foreign_arch_ready
-    ver=$(apt-cache policy "$pkg$APT_ARCH" 2>/dev/null | awk '/Candidate:/{print $2}')
+    ver=$(apt_cached apt-cache policy "$pkg$APT_ARCH" | awk '/Candidate:/{print $2}')
     [ -n "$ver" ] && [ "$ver" != "(none)" ] || die "no package $pkg$APT_ARCH (apt-get update?)"
     dir=$OUT/debs/${pkg}_${ver//:/%}
     if [ ! -f "$dir/.stamp" ]; then
