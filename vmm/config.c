@@ -129,6 +129,23 @@ enum {
 	OPT_SHUTDOWN_TIMEOUT,
 };
 
+/*
+ * "auto", "on" or "off" as 0, 1, 2 (-1 otherwise): each such option's enum lists AUTO, ON, OFF
+ * in that order.
+ */
+_Static_assert(NET_CHOICE_AUTO == 0 && NET_CHOICE_ON == 1 && NET_CHOICE_OFF == 2, "order");
+_Static_assert(ACPI_AUTO == 0 && ACPI_ON == 1 && ACPI_OFF == 2, "order");
+_Static_assert(ARCH_ITS_AUTO == 0 && ARCH_ITS_ON == 1 && ARCH_ITS_OFF == 2, "order");
+static int parse_choice(const char *v)
+{
+	static const char *const names[] = {"auto", "on", "off"};
+
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(v, names[i]))
+			return i;
+	return -1;
+}
+
 /* "on"/"off" (also yes/no, true/false, 1/0) for boolean sub-options. */
 static int parse_bool(const char *opt, const char *key, const char *v, bool *out, struct kerr *err)
 {
@@ -286,14 +303,11 @@ static int net_kv(void *ctx, const char *opt, const char *key, const char *val, 
 	if (!strcmp(key, "queues"))
 		return parse_uint(opt, key, val, 1, KESTREL_MAX_NET_QUEUES, &n->queues, err);
 	if (!strcmp(key, "vhost")) {
-		if (!strcmp(val, "auto"))
-			n->vhost = NET_CHOICE_AUTO;
-		else if (!strcmp(val, "on"))
-			n->vhost = NET_CHOICE_ON;
-		else if (!strcmp(val, "off"))
-			n->vhost = NET_CHOICE_OFF;
-		else
-			return kerr_set(err, "%s: vhost=%s: expected on, off or auto", opt, val);
+		int c = parse_choice(val);
+
+		if (c < 0)
+			return kerr_set(err, "%s: vhost=%s: expected auto, on or off", opt, val);
+		n->vhost = (enum net_vhost_choice)c;
 		return 0;
 	}
 	if (!strcmp(key, "transport"))
@@ -475,15 +489,10 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 						optarg);
 			break;
 		case OPT_ACPI:
-			if (!strcmp(optarg, "on"))
-				cfg->acpi = ACPI_ON;
-			else if (!strcmp(optarg, "off"))
-				cfg->acpi = ACPI_OFF;
-			else if (!strcmp(optarg, "auto"))
-				cfg->acpi = ACPI_AUTO;
-			else
-				return kerr_set(err, "bad --acpi '%s': expected on, off or auto",
+			if (parse_choice(optarg) < 0)
+				return kerr_set(err, "bad --acpi '%s': expected auto, on or off",
 						optarg);
+			cfg->acpi = (enum acpi_choice)parse_choice(optarg);
 			break;
 		case OPT_SHUTDOWN_TIMEOUT:
 			if (parse_uint("--shutdown-timeout", "seconds", optarg, 0, 3600,
@@ -499,15 +508,10 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 		case OPT_ITS:
 			if (!arch_layout.msi_devid) /* no ITS to have */
 				return kerr_set(err, "--its: only arm64 guests have a GIC ITS");
-			if (!strcmp(optarg, "on"))
-				cfg->its = ARCH_ITS_ON;
-			else if (!strcmp(optarg, "off"))
-				cfg->its = ARCH_ITS_OFF;
-			else if (!strcmp(optarg, "auto"))
-				cfg->its = ARCH_ITS_AUTO;
-			else
+			if (parse_choice(optarg) < 0)
 				return kerr_set(err, "bad --its '%s': expected auto, on or off",
 						optarg);
+			cfg->its = (enum arch_its_choice)parse_choice(optarg);
 			break;
 		case OPT_TRANSPORT:
 			if (parse_transport("--transport", optarg, &cfg->transport, err))

@@ -410,7 +410,29 @@ Test(config, acpi_choices)
 		cr_assert_eq(cfg.acpi, cases[i].want, "--acpi %s", cases[i].arg);
 		config_free(&cfg);
 	}
-	EXPECT_FAIL("bad --acpi 'yes': expected on, off or auto", "--kernel", "k", "--acpi", "yes");
+	EXPECT_FAIL("bad --acpi 'yes': expected auto, on or off", "--kernel", "k", "--acpi", "yes");
+}
+
+Test(config, net_vhost_choices)
+{
+	struct vm_config cfg;
+	struct kerr err = {{0}};
+	struct {
+		char *arg;
+		enum net_vhost_choice want;
+	} cases[] = {{"tap=t0,vhost=on", NET_CHOICE_ON},
+		     {"tap=t0,vhost=off", NET_CHOICE_OFF},
+		     {"tap=t0,vhost=auto", NET_CHOICE_AUTO},
+		     {"tap=t0", NET_CHOICE_AUTO}};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--net", cases[i].arg), 0, "%s",
+			     err.msg);
+		cr_assert_eq(cfg.nics[0].vhost, cases[i].want, "--net %s", cases[i].arg);
+		config_free(&cfg);
+	}
+	EXPECT_FAIL("--net: vhost=1: expected auto, on or off", "--kernel", "k", "--net",
+		    "tap=t0,vhost=1");
 }
 
 Test(config, dump_dtb)
