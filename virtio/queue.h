@@ -57,6 +57,7 @@ enum virtq_error {
  */
 struct virtq_stats {
 	uint64_t kicks;		/* driver notifications that reached the device */
+	uint64_t exit_kicks;	/* of all kicks, those that came as a VM exit (no ioeventfd) */
 	uint64_t interrupts;	/* notifications sent to the driver */
 	uint64_t batches;	/* interrupt decisions, each after one or more pushes */
 	uint64_t requests;	/* chains returned as used */
