@@ -108,6 +108,8 @@ NET_COLS = [  # key, table label, CSV metric, unit, better, format
     ("udp_out", "UDP64 guest->host pkt/s", "UDP64 guest->host", "pkt/s", "higher", "%.0f"),
     ("udp_in_sent", "(host sent pkt/s)", "UDP64 host sent", "pkt/s", "higher", "%.0f"),
     ("udp_out_sent", "(guest sent pkt/s)", "UDP64 guest sent", "pkt/s", "higher", "%.0f"),
+    ("rr", "TCP64 req/resp rt/s", "TCP64 request/response", "rt/s", "higher", "%.0f"),
+    ("cpu_gib", "VMM+vhost CPU ms/GiB", "VMM+vhost CPU per GiB moved", "ms/GiB", "lower", "%.0f"),
     ("cpu", "VMM CPU ms, 2 TCP xfers", "VMM CPU, 2 TCP transfers", "ms", "lower", "%.0f"),
     ("vhost", "vhost worker CPU ms", "vhost worker CPU, 2 TCP transfers", "ms", "lower", "%.0f"),
 ]
@@ -117,6 +119,8 @@ def net_sample(run, name):
     g, h = run.read(name), run.read(name + "-host")
     cpu = [max(int(x), 0) for x in re.findall(r"^netbench: cpu .* vmm=(-?\d+)", h, re.M)]
     vh = [int(x) for x in re.findall(r"^netbench: cpu .* vhost=(\d+)", h, re.M)]
+    moved = [int(x) for t in (g, h) for x in re.findall(r"^netbench: recv (\d+) bytes in", t, re.M)]
+    gib = sum(moved) / 2.0 ** 30
     return {  # each rate as the receiver saw it
         "tcp_in": num(g, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
         "tcp_out": num(h, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
@@ -124,6 +128,9 @@ def net_sample(run, name):
         "udp_out": num(h, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
         "udp_in_sent": num(h, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
         "udp_out_sent": num(g, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
+        "rr": num(h, r"^netbench: rr \d+ round trips in \S+ s = (\S+) rt/s"),
+        # the two TCP transfers' VMM (non-vCPU) plus vhost-worker CPU over the bytes they moved
+        "cpu_gib": (sum(cpu) + sum(vh)) / gib if len(cpu) == 2 and len(vh) == 2 and len(moved) == 2 and gib else None,
         "cpu": sum(cpu) if len(cpu) == 2 else None,
         "vhost": sum(vh) if len(vh) == 2 else None,
     }

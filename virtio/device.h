@@ -133,10 +133,8 @@ static inline void virtio_irqs_raise(struct virtio_dev *d, struct virtio_irqs p)
 /* After pushing used buffers on q: interrupt the driver unless it asked not to be. */
 static inline void virtio_dev_notify(struct virtio_dev *d, uint16_t q)
 {
-	if (virtq_should_notify(&d->vqs[q])) {
-		d->vqs[q].stats.interrupts++;
+	if (virtq_should_notify(&d->vqs[q]))
 		d->transport->signal_queue(d, q);
-	}
 }
 
 #endif

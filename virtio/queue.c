@@ -323,10 +323,16 @@ bool virtq_should_notify(struct virtqueue *vq)
 	wrapped = vq->unsignalled > UINT16_MAX;
 	vq->signalled_used = new;
 	vq->unsignalled = 0;
+	vq->stats.batches++;
 
+	bool need;
 	if (vq->event_idx)
-		return wrapped || vring_need_event(ld16(used_event_ptr(vq)), new, old);
-	return !(ld16(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+		need = wrapped || vring_need_event(ld16(used_event_ptr(vq)), new, old);
+	else
+		need = !(ld16(&vq->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+	if (need)
+		vq->stats.interrupts++;
+	return need;
 }
 
 bool virtq_has_avail(struct virtqueue *vq)

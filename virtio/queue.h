@@ -57,7 +57,9 @@ enum virtq_error {
  */
 struct virtq_stats {
 	uint64_t kicks;		/* driver notifications that reached the device */
+	uint64_t exit_kicks;	/* of all kicks, those that came as a VM exit (no ioeventfd) */
 	uint64_t interrupts;	/* notifications sent to the driver */
+	uint64_t batches;	/* interrupt decisions, each after one or more pushes */
 	uint64_t requests;	/* chains returned as used */
 	uint64_t bytes_read;	/* readable bytes of the chains popped (driver -> device) */
 	uint64_t bytes_written; /* bytes written into used chains (device -> driver) */

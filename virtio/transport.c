@@ -467,7 +467,10 @@ void vt_kick(struct virtio_transport *t, uint32_t q)
 {
 	uint64_t one = 1;
 
-	if (q < t->dev->num_queues && write(t->kicks[q].h.fd, &one, sizeof(one)) != sizeof(one)) {
+	if (q >= t->dev->num_queues)
+		return;
+	__atomic_fetch_add(&t->dev->vqs[q].stats.exit_kicks, 1, __ATOMIC_RELAXED);
+	if (write(t->kicks[q].h.fd, &one, sizeof(one)) != sizeof(one)) {
 		pthread_mutex_lock(&t->lock);
 		vt_count_error(t);
 		pthread_mutex_unlock(&t->lock);

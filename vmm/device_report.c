@@ -94,10 +94,12 @@ void device_report(const struct vm *vm, int fd)
 			for (int e = 0; e < VIRTQ_ERR__COUNT; e++)
 				qerr += vq->errors[e];
 			line(fd,
-			     "kestrel: stats %s q%u: kicks %llu interrupts %llu requests %llu "
-			     "bytes-read %llu bytes-written %llu errors %llu",
+			     "kestrel: stats %s q%u: kicks %llu exit-kicks %llu interrupts %llu "
+			     "batches %llu requests %llu bytes-read %llu bytes-written %llu errors "
+			     "%llu",
 			     d->name, q, (unsigned long long)s->kicks,
-			     (unsigned long long)s->interrupts, (unsigned long long)s->requests,
+			     (unsigned long long)s->exit_kicks, (unsigned long long)s->interrupts,
+			     (unsigned long long)s->batches, (unsigned long long)s->requests,
 			     (unsigned long long)s->bytes_read,
 			     (unsigned long long)s->bytes_written, (unsigned long long)qerr);
 		}

@@ -55,6 +55,7 @@ struct event_loop {
 	int call_fd; /* eventfd: a cross-thread call is waiting */
 	pthread_t thread;
 	int running;
+	bool batch_failed; /* SCHED_BATCH refused (speed only; for -v) */
 	pthread_mutex_t call_lock;
 	pthread_cond_t call_done;
 	struct event_work *calls; /* pending work, in order */

@@ -7,8 +7,10 @@
 #   QEMU vhost      the same with vhost=on
 # For each: TCP throughput host -> guest and guest -> host (SIZE MiB, default 64, of a
 # fixed pattern, timed by the receiver), UDP rate of 64-byte datagrams sent by a tight loop
-# each way (counted by the receiver), and the VMM's own CPU time (all threads but the vCPUs)
-# and the kernel's vhost-net worker's during the two TCP transfers. RUNS rounds (default 1)
+# each way (counted by the receiver), TCP request/response round trips per second (64 bytes
+# each way, one at a time, the host asking for UDP seconds), and the VMM's own CPU time (all
+# threads but the vCPUs) and the kernel's vhost-net worker's during the two TCP transfers, also
+# as their sum per GiB moved (both directions). RUNS rounds (default 1)
 # of the four, alternating; prints a table of the medians with kestrel/QEMU ratios
 # (bench/records.py; --csv FILE: every sample there too, for bench/run.sh). Never fails on
 # the numbers; a VMM that does not boot shows n/a. Not part of `meson test`.
@@ -83,6 +85,7 @@ netbench send -n $BYTES -w 900 $P 5001
 netbench udprecv -t $UDP -w 120 5004
 sleep 2
 netbench udpsend -s 64 -t $((UDP + 2)) $P 5003
+netbench rrserve -s 64 -w 120 5006
 echo "G: BENCH-DONE"
 netbench recv -q -w 60 5005 2> /dev/null
 GEOF
@@ -104,6 +107,7 @@ bench() {
         netbench recv -p $KP -q -w 900 5001
         netbench udpsend -s 64 -t $((UDP + 1)) 10.77.0.2 5004
         netbench udprecv -t $UDP -w 120 5003
+        netbench rr -s 64 -t $UDP -w 120 10.77.0.2 5006
         wait_console $name "G: BENCH-DONE" 120
         netbench send -n 0 -w 60 10.77.0.2 5005
     ) > $h 2>&1

@@ -13,10 +13,16 @@
  *       send SIZE-byte UDP datagrams (default 64) in a tight loop for SECS (default 5).
  *   netbench udprecv [-t SECS] [-w SECS] PORT
  *       count datagrams from the first one for SECS (or until 1 s without one).
+ *   netbench rr [-s SIZE] [-t SECS] [-w SECS] ADDR PORT
+ *       TCP request/response: connect (retrying), then for SECS (default 5) write SIZE
+ *       bytes (default 64) and read SIZE back, one exchange at a time (TCP_NODELAY).
+ *   netbench rrserve [-s SIZE] [-w SECS] PORT
+ *       accept one connection and echo each SIZE-byte request until EOF.
  *
  * Each mode prints one result line on stderr:
  *   netbench: send|recv BYTES bytes in SECS s = MBPS MB/s
  *   netbench: udpsend|udprecv PKTS packets in SECS s = PPS pkt/s
+ *   netbench: rr N round trips in SECS s = RATE rt/s       (rrserve: N round trips served)
  * With -p PID, send/recv also print the CPU time PID used between the connection being
  * established and the transfer's end, in ms:
  *   netbench: cpu pid=PID proc=MS vmm=MS vcpu=MS vhost=MS
@@ -35,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,26 +206,33 @@ static void report(const char *mode, long long bytes, double secs)
 		secs > 0 ? bytes / secs / 1e6 : 0.0);
 }
 
-static int do_send(int pid, long long nbytes, const char *ip, const char *port, const char *file)
+static int connect_retry(const char *ip, const char *port)
 {
 	struct sockaddr_in a = addr_of(ip, port);
-	int in = 0, s;
-	struct cpu c0, c1;
+	int s;
 
-	if (file && (in = open(file, O_RDONLY)) < 0)
-		die(file);
 	for (;;) { /* the peer may not listen yet */
 		s = socket(AF_INET, SOCK_STREAM, 0);
 		if (s < 0)
 			die("socket");
 		if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0)
-			break;
+			return s;
 		if (errno != ECONNREFUSED && errno != ENETUNREACH && errno != EHOSTUNREACH &&
 		    errno != ETIMEDOUT)
 			die("connect");
 		close(s);
 		usleep(200000);
 	}
+}
+
+static int do_send(int pid, long long nbytes, const char *ip, const char *port, const char *file)
+{
+	int in = 0, s;
+	struct cpu c0, c1;
+
+	if (file && (in = open(file, O_RDONLY)) < 0)
+		die(file);
+	s = connect_retry(ip, port);
 	cpu_read(pid, &c0);
 	double t0 = now();
 	long long total = 0;
@@ -368,12 +382,100 @@ static int do_udprecv(double secs, const char *port)
 	return n > 0 ? 0 : 1;
 }
 
+/* Reads exactly len bytes: 1, 0 on EOF before any byte. */
+static int read_full(int s, char *p, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(s, p + got, len - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("read");
+		if (r == 0) {
+			if (got)
+				die("short request");
+			return 0;
+		}
+		got += (size_t)r;
+	}
+	return 1;
+}
+
+static void write_full(int s, const char *p, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(s, p + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			die("write");
+		off += (size_t)w;
+	}
+}
+
+static void nodelay(int s)
+{
+	int one = 1;
+
+	if (setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		die("TCP_NODELAY");
+}
+
+/* One request of size bytes out, one response back, for secs: the latency of a round trip. */
+static int do_rr(int size, double secs, const char *ip, const char *port)
+{
+	int s = connect_retry(ip, port);
+	long long n = 0;
+
+	nodelay(s);
+	memset(buf, 0x5a, (size_t)size);
+	double t0 = now(), t = t0, end = t0 + secs;
+	while (t < end) {
+		for (int i = 0; i < 16; i++) { /* read the clock now and then only */
+			write_full(s, buf, (size_t)size);
+			if (!read_full(s, buf, (size_t)size)) {
+				errno = ECONNRESET;
+				die("rr");
+			}
+			n++;
+		}
+		t = now();
+	}
+	close(s);
+	fprintf(stderr, "netbench: rr %lld round trips in %.3f s = %.0f rt/s\n", n, t - t0,
+		n / (t - t0));
+	return 0;
+}
+
+static int do_rrserve(int size, const char *port)
+{
+	int l = listen_on(port, SOCK_STREAM), s;
+	long long n = 0;
+
+	s = accept(l, NULL, NULL);
+	if (s < 0)
+		die("accept");
+	close(l);
+	nodelay(s);
+	while (read_full(s, buf, (size_t)size)) {
+		write_full(s, buf, (size_t)size);
+		n++;
+	}
+	close(s);
+	fprintf(stderr, "netbench: rrserve %lld round trips served\n", n);
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: netbench send [-p PID] [-n BYTES] [-w S] ADDR PORT [FILE]\n"
 			"       netbench recv [-p PID] [-q] [-w S] PORT\n"
 			"       netbench udpsend [-s SIZE] [-t S] ADDR PORT\n"
-			"       netbench udprecv [-t S] [-w S] PORT\n");
+			"       netbench udprecv [-t S] [-w S] PORT\n"
+			"       netbench rr [-s SIZE] [-t S] [-w S] ADDR PORT\n"
+			"       netbench rrserve [-s SIZE] [-w S] PORT\n");
 	exit(2);
 }
 
@@ -426,6 +528,10 @@ int main(int argc, char **argv)
 		return do_udpsend(size, secs, a[0], a[1]);
 	if (!strcmp(mode, "udprecv") && na == 1)
 		return do_udprecv(secs, a[0]);
+	if (!strcmp(mode, "rr") && na == 2)
+		return do_rr(size, secs, a[0], a[1]);
+	if (!strcmp(mode, "rrserve") && na == 1)
+		return do_rrserve(size, a[0]);
 	usage();
 	return 2;
 }
