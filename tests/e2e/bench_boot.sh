@@ -81,11 +81,11 @@ sleep 120
 GEOF
 )
 head -c 16777216 /dev/zero > /tmp/mem.img
-# mem_sample NAME PROG CMD...: run the VMM until the guest is ready, then record its smaps
-# summary (KiB) and kill it.
+# mem_sample NAME CMD...: run the VMM until the guest is ready, then record its smaps
+# summary (KiB) and stop it (SIGINT: both VMMs end at once).
 mem_sample() {
-    local name=\$1 prog=\$2 f=\$RIG_WORK/\$1.mem
-    shift 2
+    local name=\$1 f=\$RIG_WORK/\$1.mem
+    shift
     L=180
     start_vmm \$name "\$@"
     : > \$f
@@ -120,10 +120,10 @@ for i in \$(seq $RUNS); do
     done
     # 3: memory, the same devices on both.
     if [ -x \$KESTREL ]; then
-        mem_sample mem-kestrel-\$i kestrel kestrel --memory $MEM --kernel \$$KIMG --initrd \$GM \\
+        mem_sample mem-kestrel-\$i kestrel --memory $MEM --kernel \$$KIMG --initrd \$GM \\
             --cmdline "\$C" --disk path=/tmp/mem.img --net tap=km0,vhost=off
     fi
-    mem_sample mem-qemu-\$i qemu-system-x86_64 \$QEMU_KVM -m $MEM -kernel \$$KIMG -initrd \$GM \\
+    mem_sample mem-qemu-\$i \$QEMU_KVM -m $MEM -kernel \$$KIMG -initrd \$GM \\
         -append "\$QC" \$QDISK \$QNET
 done
 EOF
