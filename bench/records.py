@@ -61,22 +61,47 @@ def init_line(run, vmm, i):
     return num(run.read("stamp-%s-%d" % (vmm, i)), r"^([0-9.]+) .*KESTREL-GUEST-INIT-OK")
 
 
+def guest_uptime(run, vmm, i):
+    """The guest's own uptime (s) printed right after KESTREL-GUEST-INIT-OK."""
+    return num(run.read("stamp-%s-%d" % (vmm, i)), r"KESTREL-GUEST-UPTIME ([0-9.]+)")
+
+
+def mem_field(key, scale=1.0 / 1024):
+    """A number (KiB, shown in MiB) from the record mem-VMM-I, bench_boot.sh's smaps summary."""
+    def get(run, vmm, i):
+        v = num(run.read("mem-%s-%d" % (vmm, i)), r"^%s:?\s+([0-9]+)" % key)
+        return None if v is None else v * scale
+    return get
+
+
+def mem_peak(run, vmm, i):
+    """MiB: VmHWM minus guest RAM's Rss, a lower bound of the peak RSS outside guest RAM, or the
+    RSS outside guest RAM now when bigger (VmHWM lags: the kernel syncs each thread's RSS
+    counters lazily, while smaps counts pages exactly)."""
+    hwm, guest = mem_field("VmHWM")(run, vmm, i), mem_field("guest_ram_rss_kib")(run, vmm, i)
+    other = mem_field("other_rss_kib")(run, vmm, i)
+    return None if None in (hwm, guest, other) else max(hwm - guest, other)
+
+
 def boot(run, a, samples):
     rows = [("execve -> first KVM_RUN", "ms", first_kvm_run, "%.1f"),
-            ("launch -> KESTREL-GUEST-INIT-OK", "s", init_line, "%.3f")]
+            ("launch -> KESTREL-GUEST-INIT-OK", "s", init_line, "%.3f"),
+            ("guest uptime at KESTREL-GUEST-INIT-OK", "s", guest_uptime, "%.2f"),
+            ("VMM RSS outside guest RAM", "MiB", mem_field("other_rss_kib"), "%.2f"),
+            ("VMM peak RSS outside guest RAM", "MiB", mem_peak, "%.2f")]
     table = []
     for label, unit, fn, f in rows:
         cells, meds = [], []
         for vmm in ("kestrel", "qemu"):
             vals = [fn(run, vmm, i) for i in range(1, a.runs + 1)]
             samples.add("boot", label, unit, "lower", vmm, vals)
-            print("#   %-7s %-32s runs: %s" % (vmm, label, ", ".join("n/a" if s is None else f % s for s in vals)))
+            print("#   %-7s %-38s runs: %s" % (vmm, label, ", ".join("n/a" if s is None else f % s for s in vals)))
             m, n = median(vals), sum(v is not None for v in vals)
             meds.append(m)
             cells.append(("n/a" if m is None else (f % m) + " " + unit) + ("" if n in (0, a.runs) else " (%d/%d)" % (n, a.runs)))
         ratio = "%.2f" % (meds[0] / meds[1]) if None not in meds and meds[1] else "n/a"
-        table.append("%-34s %14s %14s %9s" % (label, cells[0], cells[1], ratio))
-    print("%-34s %14s %14s %9s" % ("median of %d runs" % a.runs, "kestrel", "qemu", "kestrel/qemu"))
+        table.append("%-40s %14s %14s %9s" % (label, cells[0], cells[1], ratio))
+    print("%-40s %14s %14s %9s" % ("median of %d runs" % a.runs, "kestrel", "qemu", "kestrel/qemu"))
     print("\n".join(table))
 
 

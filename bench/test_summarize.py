@@ -147,13 +147,21 @@ class Records(Tmp):
                    "10 100.250000 ioctl(3, KVM_CREATE_VM, 0) = 4\n"
                    "11 100.500000 ioctl(7, KVM_RUN, 0) = 0\n"
                    "11 100.900000 ioctl(7, KVM_RUN, 0) = 0\n")
-        self.write("records/stamp-kestrel-1/stdout", "0.5 booting\n12.25 KESTREL-GUEST-INIT-OK\n")
+        self.write("records/stamp-kestrel-1/stdout",
+                   "0.5 booting\n12.25 KESTREL-GUEST-INIT-OK\n12.26 KESTREL-GUEST-UPTIME 7.45\n")
+        self.write("records/mem-kestrel-1/stdout",
+                   "guest_ram_rss_kib 102400\nguest_ram_mappings 1\nother_rss_kib 2048\n"
+                   "VmHWM:\t  108544 kB\nVmRSS:\t  104448 kB\nThreads:\t4\nmap 1024 8192 rw-p 0-1 [heap]\n")
         csv_path = os.path.join(self.tmp, "boot.csv")
         records.main(["boot", self.tmp, "--runs", "1", "--csv", csv_path])
         got = {(r["metric"], r["vmm"]): r["value"] for r in summarize.read_csv(csv_path)}
         self.assertAlmostEqual(got[("execve -> first KVM_RUN", "kestrel")], 500)
         self.assertEqual(got[("launch -> KESTREL-GUEST-INIT-OK", "kestrel")], 12.25)
         self.assertIsNone(got[("execve -> first KVM_RUN", "qemu")])
+        self.assertEqual(got[("guest uptime at KESTREL-GUEST-INIT-OK", "kestrel")], 7.45)
+        self.assertEqual(got[("VMM RSS outside guest RAM", "kestrel")], 2.0)
+        self.assertEqual(got[("VMM peak RSS outside guest RAM", "kestrel")], 6.0)
+        self.assertIsNone(got[("VMM RSS outside guest RAM", "qemu")])
 
 
 if __name__ == "__main__":

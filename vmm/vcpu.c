@@ -81,6 +81,8 @@ static bool handle_exit(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	struct vm *vm = vcpu->vm;
 
+	/* Writes KVM queued (to index ports) happened before this exit: apply them first. */
+	coalesced_io_drain(&vm->coalesced, &vm->pio, &vm->mmio);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		handle_io(vcpu);

@@ -117,6 +117,15 @@ static int create_vcpus(struct vm *vm, struct kerr *err)
 		if (vcpu_create(vm, &vm->vcpus[i], i, err) ||
 		    arch_vcpu_init(vm->arch, vm->vcpus[i].fd, i, err))
 			return -1;
+
+	/* The coalesced-write ring: a page of every vCPU's run mapping (the same page in all). */
+	long page = sysconf(_SC_PAGESIZE);
+	int off = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+	bool pio = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_PIO) > 0;
+	void *ring = NULL;
+	if (page > 0 && off > 0 && pio && (long)(off + 1) * page <= vm->vcpu_mmap_size)
+		ring = (char *)vm->vcpus[0].run + (long)off * page;
+	coalesced_io_init(&vm->coalesced, ring, page > 0 ? (size_t)page : 0);
 	return 0;
 }
 
@@ -258,6 +267,7 @@ int vm_wait(struct vm *vm)
 
 void vm_destroy(struct vm *vm)
 {
+	coalesced_io_destroy(&vm->coalesced); /* its ring is in the vCPUs' run mappings */
 	if (vm->vcpus) {
 		for (unsigned int i = 0; i < vm->nr_cpus; i++)
 			if (vm->vcpus[i].vm)

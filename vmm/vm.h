@@ -12,6 +12,7 @@
 
 #include "devices/irq.h"
 #include "devices/vm_control.h"
+#include "vmm/coalesced_io.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
 #include "vmm/event_loop.h"
@@ -44,6 +45,7 @@ struct vm {
 	struct guest_mem mem;
 	struct io_bus pio;
 	struct io_bus mmio;
+	struct coalesced_io coalesced; /* port writes KVM queues instead of exiting */
 	struct event_loop loop;
 	unsigned int nr_cpus;
 	struct vcpu *vcpus;

@@ -2,13 +2,22 @@
 # Boot benchmark: kestrel vs QEMU booting the same bzImage + initramfs, in ONE run of the
 # nested test host so both see the same conditions. For each VMM, RUNS times (median):
 #   1. execve -> first KVM_RUN ioctl, from `strace -f -ttt -e trace=execve,ioctl`
-#   2. launch -> the guest's KESTREL-GUEST-INIT-OK line, from tests/e2e/stamp (no strace)
+#   2. launch -> the guest's KESTREL-GUEST-INIT-OK line, from tests/e2e/stamp (no strace),
+#      and the guest's own uptime there (its /init's next step prints /proc/uptime)
+#   3. the VMM's memory overhead with a disk, a NIC (tap, vhost=off) and the serial console:
+#      once the guest has its virtio drivers up (eth0 up, /dev/vda there), the host reads
+#      /proc/PID/smaps: the Rss of every mapping except guest RAM (the anonymous mappings at
+#      least as big as --memory), and the peak, VmHWM minus guest RAM's Rss (VmHWM only
+#      grows and guest RAM's Rss only grows, so this is a lower bound of the peak overhead).
+#      The record mem-VMM-I also lists the 40 biggest other mappings, for diagnosis.
 # Prints a table with the ratio kestrel/QEMU (bench/records.py); --csv FILE: every sample
 # there too (bench/summarize.py's format, for bench/run.sh). Never fails on the numbers; a
 # VMM that does not boot shows n/a. Not part of `meson test`: run by hand and by .ci/run.
 #
 #   bench_boot.sh [--arch x86_64|arm64] [--kestrel PATH] [--stamp PATH] [--runs N]
-#                 [--cmdline STR] [--memory SIZE] [--csv FILE]
+#                 [--cmdline STR] [--memory SIZE] [--csv FILE] [--image vmlinuz|vmlinux]
+# --image vmlinux: both VMMs boot the uncompressed ELF vmlinux (PVH entry) instead of the
+# bzImage, to measure what decompressing in the guest costs.
 # --arch arm64: the cross-built kestrel (unless --kestrel) against QEMU -M virt in the
 # nested arm64 test host, booting Debian's arm64 Image (QEMU's console is its PL011).
 #
@@ -24,6 +33,7 @@ RUNS=3
 BCMD="console=ttyS0 reboot=k panic=1 quiet"
 MEM=512M
 CSV=
+KIMG=VMLINUZ
 while [ $# -gt 0 ]; do
     case $1 in
         --arch) set_arch "$2"; shift 2 ;;
@@ -33,7 +43,8 @@ while [ $# -gt 0 ]; do
         --cmdline) BCMD=$2; shift 2 ;;
         --memory) MEM=$2; shift 2 ;;
         --csv) CSV=$2; shift 2 ;;
-        *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+        --image) case $2 in vmlinuz) KIMG=VMLINUZ ;; vmlinux) KIMG=VMLINUX ;; *) exit 2 ;; esac; shift 2 ;;
+        *) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" >&2; exit 2 ;;
     esac
 done
 [ -n "$KESTREL_BIN" ] || KESTREL_BIN=$(default_kestrel)
@@ -44,15 +55,61 @@ else
     echo "bench_boot: no kestrel binary at $KESTREL_BIN; measuring QEMU only" >&2
 fi
 
+# Guest RAM in KiB, for telling its mappings apart in smaps.
+case $MEM in
+    *G) MEM_KIB=$((${MEM%G} * 1048576)) ;;
+    *M) MEM_KIB=$((${MEM%M} * 1024)) ;;
+    *) echo "bench_boot: --memory takes NM or NG" >&2; exit 2 ;;
+esac
+
 scenario=$(mktemp "${TMPDIR:-/tmp}/kestrel-bench.XXXXXX")
 trap 'rm -f "$scenario"' EXIT
 cat > "$scenario" <<EOF
 C='$BCMD'
 QC=\$(echo "\$C" | sed "s/console=ttyS0/console=\$QEMU_CONSOLE/")
-# The guest reboots as soon as /init has printed its line, so each run ends by itself.
-G=\$(echo 'true' | guest_initrd nop)
-K="kestrel --memory $MEM --kernel \$VMLINUZ --initrd \$G --cmdline"
-Q="\$QEMU_KVM -m $MEM -kernel \$VMLINUZ -initrd \$G -append"
+# The guest reboots as soon as /init has printed its line (and its uptime), so each run
+# ends by itself.
+G=\$(echo 'echo "KESTREL-GUEST-UPTIME \$(cut -d" " -f1 /proc/uptime)"' | guest_initrd nop)
+# 3: a guest that brings its disk and NIC up, then waits for the host to read smaps.
+GM=\$(guest_initrd mem <<'GEOF'
+modload virtio_pci virtio_blk virtio_net > /dev/null 2>&1
+n=0
+while { [ ! -b /dev/vda ] || [ ! -e /sys/class/net/eth0 ]; } && [ \$n -lt 200 ]; do usleep 100000; n=\$((n + 1)); done
+ip link set eth0 up
+echo KESTREL-BENCH-MEM-READY
+sleep 120
+GEOF
+)
+head -c 16777216 /dev/zero > /tmp/mem.img
+# mem_sample NAME CMD...: run the VMM until the guest is ready, then record its smaps
+# summary (KiB) and stop it (SIGINT: both VMMs end at once).
+mem_sample() {
+    local name=\$1 f=\$RIG_WORK/\$1.mem
+    shift
+    L=180
+    start_vmm \$name "\$@"
+    : > \$f
+    if [ -n "\$KP" ] && wait_console \$name KESTREL-BENCH-MEM-READY 150; then
+        awk -v ram=$MEM_KIB '
+            /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? \$6 : "[anon]"; range = \$1; perm = \$2; next }
+            /^Size:/ { size = \$2; next }
+            /^Rss:/ {
+                if (name == "[anon]" && size >= ram) { guest += \$2; nguest++ }
+                else { other += \$2; if (\$2 > 0) print "map", \$2, size, perm, range, name > "/dev/stderr" }
+            }
+            END { printf "guest_ram_rss_kib %d\nguest_ram_mappings %d\nother_rss_kib %d\n", guest, nguest, other }
+        ' /proc/\$KP/smaps > \$f 2> \$f.maps
+        grep -E '^(VmHWM|VmRSS|Threads):' /proc/\$KP/status >> \$f
+        sort -k2 -n -r \$f.maps | head -40 >> \$f
+    fi
+    [ -n "\$KP" ] && kill -INT \$KP
+    wait \$VP
+    rig_put \$name \$f
+}
+QDISK="-drive file=/tmp/mem.img,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0"
+QNET="-netdev tap,id=n0,ifname=km0,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0,romfile="
+K="kestrel --memory $MEM --kernel \$$KIMG --initrd \$G --cmdline"
+Q="\$QEMU_KVM -m $MEM -kernel \$$KIMG -initrd \$G -append"
 for i in \$(seq $RUNS); do
     for v in kestrel qemu; do
         if [ \$v = kestrel ]; then cmd=\$K c=\$C; [ -x \$KESTREL ] || continue; else cmd=\$Q c=\$QC; fi
@@ -61,10 +118,17 @@ for i in \$(seq $RUNS); do
         # 2: wall time to the init line, every output line stamped from launch.
         run_vmm -t 120 stamp-\$v-\$i stamp \$cmd "\$c"
     done
+    # 3: memory, the same devices on both.
+    if [ -x \$KESTREL ]; then
+        mem_sample mem-kestrel-\$i kestrel --memory $MEM --kernel \$$KIMG --initrd \$GM \\
+            --cmdline "\$C" --disk path=/tmp/mem.img --net tap=km0,vhost=off
+    fi
+    mem_sample mem-qemu-\$i \$QEMU_KVM -m $MEM -kernel \$$KIMG -initrd \$GM \\
+        -append "\$QC" \$QDISK \$QNET
 done
 EOF
 
-echo "# bench_boot: $ARCH, $RUNS runs per VMM, cmdline \"$BCMD\", memory $MEM"
+echo "# bench_boot: $ARCH, $RUNS runs per VMM, cmdline \"$BCMD\", memory $MEM, kernel \$$KIMG"
 if ! rig_run "$scenario" "${rig_args[@]}"; then
     echo "bench_boot: the test host did not finish the scenario (see $RUN_DIR/console.log)"
 fi
