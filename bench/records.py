@@ -3,9 +3,10 @@
 test host's console.log), prints that script's table and, with --csv, writes every sample
 (bench/summarize.py's CSV) for bench/run.sh.
 
-  records.py boot|blk|net|debian RUN_DIR --runs N [--qd N] [--csv FILE]
+  records.py boot|blk|net|debian RUN_DIR --runs N [--csv FILE]
 """
 import argparse
+import json
 import os
 import re
 import sys
@@ -105,23 +106,69 @@ def boot(run, a, samples):
     print("\n".join(table))
 
 
-# ---- bench_blk.sh: records kestrel-I and qemu-I, blkbench's lines in the guest's output ----
+# ---- bench_blk.sh: records kestrel-I and qemu-I, fio's JSON in the guest's output ----
+
+BLK_ROWS = [  # CSV metric, unit, better, fio job, direction, what
+    ("seq read, 1 MiB, QD1", "MiB/s", "higher", "seq-read", "read", "mib"),
+    ("seq write, 1 MiB, QD1", "MiB/s", "higher", "seq-write", "write", "mib"),
+    ("4 KiB rand read, QD1", "IOPS", "higher", "rand-read-qd1", "read", "iops"),
+    ("4 KiB rand write, QD1", "IOPS", "higher", "rand-write-qd1", "write", "iops"),
+    ("4 KiB rand read, QD32", "IOPS", "higher", "rand-read-qd32", "read", "iops"),
+    ("4 KiB rand write, QD32", "IOPS", "higher", "rand-write-qd32", "write", "iops"),
+    ("4 KiB rand read, QD1, p99 latency", "us", "lower", "rand-read-qd1", "read", "p99"),
+    ("4 KiB rand write, QD1, p99 latency", "us", "lower", "rand-write-qd1", "write", "p99"),
+]
+
+
+def fio_jobs(text):
+    """{job name: job dict} from the fio JSON between FIO-JSON-BEGIN and FIO-JSON-END in a
+    guest's console output ({} when missing or unreadable). Lines outside the JSON that a
+    kernel printed in between (they start with '[') are dropped before a second try."""
+    m = re.search(r"^FIO-JSON-BEGIN\n(.*?)^FIO-JSON-END$", text, re.M | re.S)
+    if not m:
+        return {}
+    body = m.group(1)
+    for attempt in (body, "\n".join(l for l in body.splitlines() if not re.match(r"\[\s*\d+\.\d+\]", l))):
+        try:
+            data = json.loads(attempt[attempt.find("{"):])
+            break
+        except ValueError:
+            data = None
+    if not isinstance(data, dict):
+        return {}
+    return {j.get("jobname"): j for j in data.get("jobs", []) if isinstance(j, dict)}
+
+
+def fio_value(jobs, job, rw, what):
+    """One figure of one fio job, or None when the job is missing, failed or did no I/O."""
+    j = jobs.get(job)
+    try:
+        if j is None or j.get("error", 0) != 0 or j[rw]["io_bytes"] <= 0:
+            return None
+        if what == "mib":
+            return j[rw]["bw_bytes"] / 1048576.0
+        if what == "iops":
+            return float(j[rw]["iops"])
+        return j[rw]["clat_ns"]["percentile"]["99.000000"] / 1000.0
+    except (KeyError, TypeError, ValueError):
+        return None
+
 
 def blk(run, a, samples):
     def fmt(x):
         return "n/a" if x is None else ("%.1f" % x if x < 100 else "%.0f" % x)
 
-    rows = [("sequential read, 1 MiB O_DIRECT", "MiB/s", r"seq MiB/s=([0-9.]+)"),
-            ("4 KiB random read, QD %d" % a.qd, "IOPS", r"rand iops=([0-9.]+)")]
+    jobs = {v: [fio_jobs(run.read("%s-%d" % (v, i))) for i in range(1, a.runs + 1)] for v in ("kestrel", "qemu")}
     print("%-42s %12s %12s %16s" % ("median of %d rounds" % a.runs, "kestrel", "QEMU", "kestrel/QEMU"))
-    for label, unit, pat in rows:
-        k, q = ([num(run.read("%s-%d" % (v, i)), pat) for i in range(1, a.runs + 1)] for v in ("kestrel", "qemu"))
-        samples.add("blk", label, unit, "higher", "kestrel", k)
-        samples.add("blk", label, unit, "higher", "qemu", q)
+    for label, unit, better, job, rw, what in BLK_ROWS:
+        k, q = ([fio_value(j, job, rw, what) for j in jobs[v]] for v in ("kestrel", "qemu"))
+        samples.add("blk", label, unit, better, "kestrel", k)
+        samples.add("blk", label, unit, better, "qemu", q)
         mk, mq = median(k), median(q)
         ratio = "n/a" if mk is None or not mq else "%.2f" % (mk / mq)
         print("%-42s %12s %12s %16s" % ("%s (%s)" % (label, unit), fmt(mk), fmt(mq), ratio))
         print("%-42s %12s %12s" % ("  (rounds)", "/".join(fmt(x) for x in k), "/".join(fmt(x) for x in q)))
+    print("(fio, direct=1, libaio; p99 = 99th percentile of the completion latency)")
 
 
 # ---- bench_net.sh: records CFG-I (the guest) and CFG-I-host (netbench on the test host) ----
@@ -256,7 +303,6 @@ def main(argv):
     ap.add_argument("group", choices=sorted(GROUPS))
     ap.add_argument("run_dir", help="the rig's run directory (records/, console.log)")
     ap.add_argument("--runs", type=int, required=True, help="runs (rounds) per VMM")
-    ap.add_argument("--qd", type=int, default=16, help="blk: the random-read queue depth")
     ap.add_argument("--csv", help="write every sample here (bench/summarize.py's format)")
     a = ap.parse_args(argv)
     samples = Samples()

@@ -8,7 +8,7 @@
 #   bench/run.sh --render CSV [--out DIR] [--title TEXT]     # table + chart again, no runs
 #
 # Default: all four groups, 5 runs per VMM. --quick (for CI): boot and blk, 3 runs, a
-# 64 MiB disk and 3 s of random reads (net with --groups: 2 runs of 16 MiB / 2 s of UDP).
+# 64 MiB disk and 3 s per fio job (net with --groups: 2 runs of 16 MiB / 2 s of UDP).
 # --arch arm64 measures boot only (the other groups have no arm64 test host scenario).
 # Writes to DIR (default build/bench/DATE): bench.csv, bench.md, bench.png, chart/ (the
 # gnuplot data and script), logs/GROUP.log (each script's own table), csv/GROUP.csv.

@@ -3,6 +3,7 @@
 bench-summarize, suite unit): medians, min-max, ratios and their direction, the Markdown
 table, the chart's data, the CSV round trip and the parsing of a bench script's records."""
 import csv
+import json
 import os
 import shutil
 import sys
@@ -130,16 +131,30 @@ class Files(Tmp):
 
 class Records(Tmp):
     def test_blk(self):
-        for name, seq, iops in (("kestrel-1", "200.5", "3000"), ("qemu-1", "100.0", "1000"),
-                                ("kestrel-2", None, None), ("qemu-2", "120.0", "1500")):
-            text = "boot noise\r\n" + ("seq MiB/s=%s bytes=1\r\nrand iops=%s qd=16\r\n" % (seq, iops) if seq else "")
-            self.write("records/%s/stdout" % name, text)
+        def fio(bw, iops, p99_ns):
+            side = {"io_bytes": 4096, "bw_bytes": bw, "iops": iops,
+                    "clat_ns": {"percentile": {"50.000000": 1000, "99.000000": p99_ns}}}
+            jobs = [{"jobname": name, "error": 0, "read": side, "write": side}
+                    for name in ("seq-read", "rand-read-qd1", "rand-read-qd32", "seq-write",
+                                 "rand-write-qd1", "rand-write-qd32")]
+            return json.dumps({"fio version": "fio-3.33", "jobs": jobs}, indent=2)
+
+        for name, text in (("kestrel-1", fio(200 * 1048576, 3000, 250000)), ("qemu-1", fio(100 * 1048576, 1000, 500000)),
+                           ("kestrel-2", None), ("qemu-2", fio(120 * 1048576, 1500, 400000))):
+            out = "boot noise\r\n"
+            if text:  # a kernel line inside the JSON, as a serial console may show it
+                lines = text.splitlines()
+                out += "FIO-JSON-BEGIN\r\n" + "\r\n".join(lines[:5] + ["[   12.5] virtio_blk: noise"] + lines[5:])
+                out += "\r\nFIO-JSON-END\r\n"
+            self.write("records/%s/stdout" % name, out)
         csv_path = os.path.join(self.tmp, "blk.csv")
         self.assertEqual(records.main(["blk", self.tmp, "--runs", "2", "--csv", csv_path]), 0)
         got = {(r["metric"], r["vmm"], r["run"]): r["value"] for r in summarize.read_csv(csv_path)}
-        self.assertEqual(got[("sequential read, 1 MiB O_DIRECT", "kestrel", 1)], 200.5)
-        self.assertIsNone(got[("4 KiB random read, QD 16", "kestrel", 2)])
-        self.assertEqual(got[("4 KiB random read, QD 16", "qemu", 2)], 1500)
+        self.assertEqual(got[("seq read, 1 MiB, QD1", "kestrel", 1)], 200)
+        self.assertEqual(got[("4 KiB rand write, QD32", "qemu", 1)], 1000)
+        self.assertEqual(got[("4 KiB rand read, QD1, p99 latency", "kestrel", 1)], 250)
+        self.assertIsNone(got[("4 KiB rand read, QD1", "kestrel", 2)])
+        self.assertEqual(got[("4 KiB rand read, QD1", "qemu", 2)], 1500)
 
     def test_boot(self):
         self.write("records/strace-log-kestrel-1/stdout",
