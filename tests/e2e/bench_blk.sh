@@ -5,8 +5,10 @@
 # reach the next). Both VMMs use their default cache mode, the host page cache (kestrel:
 # buffered io_uring; QEMU: cache=writeback, aio=threads). In the inner guest (512 MiB,
 # 1 vCPU, stock Debian kernel) one fio run (Debian's fio, its shared libraries and the
-# dynamic loader copied into the busybox initramfs) does, one job after the other, each
-# SECS seconds, direct=1, ioengine=libaio, on /dev/vda:
+# dynamic loader, on a second, read-only ext4 disk made here: ~85 MB that the busybox
+# initramfs would have to carry and unpack at TCG speed in every VM, where a disk reads only
+# the pages fio touches) does, one job after the other, each SECS seconds, direct=1,
+# ioengine=libaio, on the benchmarked disk:
 #   seq-read / seq-write            1 MiB requests, QD 1: MiB/s
 #   rand-read / rand-write QD 1     4 KiB: IOPS and the p99 completion latency (us)
 #   rand-read / rand-write QD 32    4 KiB: IOPS
@@ -40,7 +42,7 @@ while [ $# -gt 0 ]; do
         --size) SIZE=$2; shift 2 ;;
         --secs) SECS=$2; shift 2 ;;
         --csv) CSV=$2; shift 2 ;;
-        *) sed -n '2,23p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,25p' "$0" >&2; exit 2 ;;
     esac
 done
 
@@ -89,15 +91,22 @@ bs=4k
 iodepth=32
 EOF
 
-# fio, every library ldd names and the loader (its PT_INTERP path), at their own paths in
-# the guest (so the loader finds them as on this machine), under /files/fio-root in the host.
-rig_args=(--timeout $((RUNS * 2 * 300 + 300)) --file "$work/bench.fio:/files/bench.fio"
-    --file "$FIO:/files/fio-root/usr/bin/fio" ${STAMP:+--stamp "$STAMP"})
+# fio, every library ldd names and the loader (its PT_INTERP path), at their own paths, and
+# the job file, on an ext4 image: the test host's /dev/vda (rig.py --drive), every VM's
+# second disk, read-only.
+stage=$work/fio-root
+install -D -m 0755 "$FIO" "$stage/usr/bin/fio" && install -D -m 0644 "$work/bench.fio" "$stage/etc/bench.fio" ||
+    exit 1
 interp=$(readelf -l "$FIO" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
-[ -n "$interp" ] && rig_args+=(--file "$interp:/files/fio-root$interp")
-for lib in $(ldd "$FIO" | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}' | sort -u); do
-    [ "$lib" = "$interp" ] || rig_args+=(--file "$lib:/files/fio-root$lib")
+[ -n "$interp" ] || { echo "bench_blk: $FIO names no program interpreter" >&2; exit 1; }
+for lib in $interp $(ldd "$FIO" | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}' | sort -u); do
+    [ -e "$stage$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$stage$lib" || exit 1
 done
+echo "$interp" > "$stage/etc/fio-interp"
+(cd "$stage" && find . -name '*.so*' | sed 's|^\.||; s|/[^/]*$||' | sort -u | paste -sd:) > "$stage/etc/fio-libdirs"
+mib=$(( $(du -sm "$stage" | cut -f1) * 5 / 4 + 16 ))
+mke2fs -q -t ext4 -L fio -d "$stage" "$work/fio.ext4" "${mib}M" || exit 1
+rig_args=(--timeout $((RUNS * 2 * 300 + 300)) --drive "$work/fio.ext4" ${STAMP:+--stamp "$STAMP"})
 if [ -x "$KESTREL_BIN" ]; then
     rig_args+=(--kestrel "$KESTREL_BIN")
 else
@@ -116,20 +125,23 @@ head -c 1048576 /dev/urandom > /tmp/chunk
 i=0
 while [ $i -lt $SIZE ]; do cat /tmp/chunk; i=$((i + 1)); done > $BASE
 rm -f /tmp/chunk
-GUEST_FILES=/files/bench.fio:/etc/bench.fio
-for f in $(cd /files/fio-root && find . -type f); do
-    GUEST_FILES="$GUEST_FILES /files/fio-root/${f#./}:/${f#./}"
-done
-LIBDIRS=$(cd /files/fio-root && find . -name '*.so*' | sed 's|^\.||; s|/[^/]*$||' | sort -u | tr '\n' :)
-# ~85 MB of fio libraries: an uncompressed archive (gzip would cost minutes under TCG).
-export GUEST_FILES GUEST_CPIO_FILTER=cat
+wait_for 30 test -b /dev/vda || { echo "H: NO-VDA: the fio disk (rig.py --drive) is missing"; exit 1; }
 G=$(guest_initrd bench <<GEOF
-modload virtio_pci virtio_blk
+modload virtio_pci virtio_blk crc32c_generic ext4
 n=0
-while [ ! -b /dev/vda ] && [ \$n -lt 100 ]; do usleep 100000; n=\$((n + 1)); done
+while [ ! -b /dev/vdb ] && [ \$n -lt 100 ]; do usleep 100000; n=\$((n + 1)); done
+# Which disk is which: the fio disk mounts (ext4), the benchmarked one is random data.
+mkdir -p /fio
+for d in vda vdb; do
+    mount -t ext4 -o ro /dev/\$d /fio 2> /dev/null && { FIODEV=\$d; break; }
+done
+[ -n "\${FIODEV:-}" ] || echo "FIO-STATUS no-fio-disk"
+DEV=/dev/vda; [ "\${FIODEV:-}" = vda ] && DEV=/dev/vdb
 grep virtio /proc/interrupts > /tmp/irq0
 # --eta=never: no progress lines on the serial console (each byte is a guest exit).
-LD_LIBRARY_PATH=$LIBDIRS fio --eta=never --output-format=json --output=/tmp/fio.json /etc/bench.fio
+sed "s|^filename=.*|filename=\$DEV|" /fio/etc/bench.fio > /tmp/bench.fio
+/fio\$(cat /fio/etc/fio-interp) --library-path "\$(sed 's|^|/fio|; s|:|:/fio|g' /fio/etc/fio-libdirs)" \\
+    /fio/usr/bin/fio --eta=never --output-format=json --output=/tmp/fio.json /tmp/bench.fio
 echo "FIO-STATUS \$?"
 echo FIO-JSON-BEGIN
 cat /tmp/fio.json
@@ -142,12 +154,13 @@ for i in $(seq $RUNS); do
     if [ -x "$KESTREL" ]; then
         cp $BASE $IMG
         run_vmm -t 300 kestrel-$i kestrel -v --memory 512M --kernel $VMLINUZ --initrd $G \
-            --cmdline "$C" --disk path=$IMG
+            --cmdline "$C" --disk path=$IMG --disk path=/dev/vda,readonly=on
     fi
     cp $BASE $IMG
     run_vmm -t 300 qemu-$i qemu-system-x86_64 -accel kvm -cpu host -m 512M -nodefaults \
         -nographic -serial stdio -no-reboot -L /usr/share/qemu -kernel $VMLINUZ -initrd $G \
-        -append "$C" -drive file=$IMG,if=virtio,format=raw
+        -append "$C" -drive file=$IMG,if=virtio,format=raw \
+        -drive file=/dev/vda,if=virtio,format=raw,readonly=on
 done
 EOF
 

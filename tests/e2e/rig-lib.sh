@@ -147,9 +147,7 @@ host_tap() {
 
 # guest_initrd NAME [SCRIPT]: the default guest initramfs with /scenario.sh appended
 # (read from SCRIPT, or from stdin), plus the files GUEST_FILES="SRC:DEST ..." names. The guest's /init runs it after printing
-# KESTREL-GUEST-INIT-OK, then reboots. Prints the new initrd's path. GUEST_CPIO_FILTER=cat
-# leaves the added archive uncompressed (big files: gzip is slow under TCG; the kernel
-# unpacks either).
+# KESTREL-GUEST-INIT-OK, then reboots. Prints the new initrd's path.
 guest_initrd() {
     local name=$1 d=$RIG_WORK/guest-$1
     rm -rf "$d"; mkdir -p "$d"
@@ -162,13 +160,8 @@ guest_initrd() {
         cp "${f%%:*}" "$d/${f#*:}"
     done
     # Concatenated cpio archives are unpacked one after the other by the kernel.
-    (cd "$d" && find . -mindepth 1 | sed 's|^\./||' | cpio -o -H newc 2>/dev/null | ${GUEST_CPIO_FILTER:-gzip}) > "$d.cpio.gz.tmp"
-    # An uncompressed archive must start 4-byte aligned: pad the gzip one before it with zeros.
-    {
-        cat "$GUEST_INITRD"
-        [ "${GUEST_CPIO_FILTER:-gzip}" = gzip ] || head -c $(((4 - $(wc -c < "$GUEST_INITRD") % 4) % 4)) /dev/zero
-        cat "$d.cpio.gz.tmp"
-    } > "$d.cpio.gz"
+    (cd "$d" && find . -mindepth 1 | sed 's|^\./||' | cpio -o -H newc 2>/dev/null | gzip) > "$d.cpio.gz.tmp"
+    cat "$GUEST_INITRD" "$d.cpio.gz.tmp" > "$d.cpio.gz"
     rm -f "$d.cpio.gz.tmp"
     echo "$d.cpio.gz"
 }
