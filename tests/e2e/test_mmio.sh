@@ -94,11 +94,11 @@ check_rec blk "mix: vda is on the platform bus (mmio), vdb on PCI" \
 check_rec blk "both disks read the test host's md5" \
     all 'eq "$hmd5" "$(val blk VDA-MD5)"' 'eq "$hmd5" "$(val blk VDB-MD5)"'
 check_rec blk "a write to the mmio disk lands in the image" eq "$(val blk WROTE)" "$(host IMAGE-WRITE)"
-check_rec blk "kestrel -v reports each device and queue: reads, kicks, interrupts, requests" \
+check_rec blk "kestrel -v reports each device and queue: reads, kicks, exit-kicks, interrupts, batches, requests" \
     all 'rec_err blk | grep -E "stats virtio-blk vda \(mmio\): reads [1-9]" > /dev/null' \
-    'rec_err blk | grep -E "stats virtio-blk vda q0: kicks [1-9][0-9]* interrupts [1-9][0-9]* requests [1-9][0-9]* bytes-read [1-9]" > /dev/null' \
+    'rec_err blk | grep -E "stats virtio-blk vda q0: kicks [1-9][0-9]* exit-kicks [0-9]+ interrupts [1-9][0-9]* batches [1-9][0-9]* requests [1-9][0-9]* bytes-read [1-9]" > /dev/null' \
     'rec_err blk | grep -E "stats virtio-blk vdb \(pci\): reads [1-9]" > /dev/null' \
-    'rec_err blk | grep -E "stats virtio-blk vdb q0: kicks [1-9][0-9]* interrupts [1-9]" > /dev/null'
+    'rec_err blk | grep -E "stats virtio-blk vdb q0: kicks [1-9][0-9]* exit-kicks [0-9]+ interrupts [1-9]" > /dev/null'
 check_rec net "NIC on mmio with vhost=on: kestrel exits 0 on the guest's poweroff" \
     all 'expect_status net 0' 'rec_err net | grep "vhost-net" > /dev/null'
 check_rec net "ping guest -> host and host -> guest" \
