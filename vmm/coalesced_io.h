@@ -21,7 +21,11 @@
 struct coalesced_io {
 	struct kvm_coalesced_mmio_ring *ring; /* NULL: nothing is coalesced */
 	uint32_t max;			      /* entries in the ring */
-	pthread_mutex_t lock;		      /* one ring per VM, drained by any vCPU */
+	/*
+	 * One ring per VM, drained by any vCPU. Lock order: this lock first, then any lock the
+	 * replayed writes' handlers take (0xcf8 takes none: atomics); no handler drains the ring.
+	 */
+	pthread_mutex_t lock;
 };
 
 /* ring_page: the ring's page in a vCPU's run mapping (NULL when KVM has none). */

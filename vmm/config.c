@@ -422,7 +422,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
-	int c;
+	int c, choice; /* choice: an auto|on|off option's parse_choice() */
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->cmdline = KESTREL_DEFAULT_CMDLINE;
@@ -489,10 +489,11 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 						optarg);
 			break;
 		case OPT_ACPI:
-			if (parse_choice(optarg) < 0)
+			choice = parse_choice(optarg);
+			if (choice < 0)
 				return kerr_set(err, "bad --acpi '%s': expected auto, on or off",
 						optarg);
-			cfg->acpi = (enum acpi_choice)parse_choice(optarg);
+			cfg->acpi = (enum acpi_choice)choice;
 			break;
 		case OPT_SHUTDOWN_TIMEOUT:
 			if (parse_uint("--shutdown-timeout", "seconds", optarg, 0, 3600,
@@ -508,10 +509,11 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 		case OPT_ITS:
 			if (!arch_layout.msi_devid) /* no ITS to have */
 				return kerr_set(err, "--its: only arm64 guests have a GIC ITS");
-			if (parse_choice(optarg) < 0)
+			choice = parse_choice(optarg);
+			if (choice < 0)
 				return kerr_set(err, "bad --its '%s': expected auto, on or off",
 						optarg);
-			cfg->its = (enum arch_its_choice)parse_choice(optarg);
+			cfg->its = (enum arch_its_choice)choice;
 			break;
 		case OPT_TRANSPORT:
 			if (parse_transport("--transport", optarg, &cfg->transport, err))

@@ -224,12 +224,13 @@ int pci_devices_create(struct vm *vm, const struct vm_config *cfg, struct kerr *
 	pci_window_init(&pd->w32, &pd->bus, L->pci_mmio32_base, L->pci_mmio32_size);
 	if (irq_router_init(&pd->router, vm->vm_fd, err))
 		return -1;
-	if (L->pci_cf8 && (io_bus_register(&vm->pio, PCI_CF8_PORT, PCI_CF8_LEN, pci_cf8_io,
-					   &pd->bus, "pci-cf8", err) ||
-			   io_bus_register(&vm->pio, PCI_CFC_PORT, PCI_CFC_LEN, pci_cfc_io,
-					   &pd->bus, "pci-cfc", err) ||
-			   /* CONFIG_ADDRESS: only the CONFIG_DATA access that follows uses it. */
-			   coalesced_io_add_pio(&vm->coalesced, vm->vm_fd, PCI_CF8_PORT, 4, err)))
+	if (L->pci_cf8 &&
+	    (io_bus_register(&vm->pio, PCI_CF8_PORT, PCI_CF8_LEN, pci_cf8_io, &pd->bus, "pci-cf8",
+			     err) ||
+	     io_bus_register(&vm->pio, PCI_CFC_PORT, PCI_CFC_LEN, pci_cfc_io, &pd->bus, "pci-cfc",
+			     err) ||
+	     /* CONFIG_ADDRESS: only the CONFIG_DATA access that follows uses it. */
+	     coalesced_io_add_pio(&vm->coalesced, vm->vm_fd, PCI_CF8_PORT, PCI_CF8_LEN, err)))
 		return -1;
 	if (io_bus_register(&vm->mmio, L->pci_ecam_base, L->pci_ecam_size, pci_ecam_io, &pd->bus,
 			    "pci-ecam", err) ||

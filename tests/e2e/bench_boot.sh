@@ -43,7 +43,13 @@ while [ $# -gt 0 ]; do
         --cmdline) BCMD=$2; shift 2 ;;
         --memory) MEM=$2; shift 2 ;;
         --csv) CSV=$2; shift 2 ;;
-        --image) case $2 in vmlinuz) KIMG=VMLINUZ ;; vmlinux) KIMG=VMLINUX ;; *) exit 2 ;; esac; shift 2 ;;
+        --image)
+            case $2 in
+                vmlinuz) KIMG=VMLINUZ ;;
+                vmlinux) KIMG=VMLINUX ;;
+                *) echo "bench_boot: --image vmlinuz or vmlinux, not '$2'" >&2; exit 2 ;;
+            esac
+            shift 2 ;;
         *) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" >&2; exit 2 ;;
     esac
 done
