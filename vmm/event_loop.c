@@ -172,15 +172,19 @@ static void *event_loop_thread(void *arg)
 	struct sched_param sp = {0};
 
 	/*
-	 * SCHED_BATCH: a wake-up of this thread never preempts a running vCPU thread. Otherwise,
-	 * on a busy host CPU, every queue kick switches to us at once, we find one or two
-	 * buffers, interrupt the guest for them and sleep again: 2-3 frames per kick and an
-	 * interrupt for every other frame (docs/performance.md, Network). Left to run until the
-	 * vCPU blocks or its slice ends, the guest fills the ring meanwhile (EVENT_IDX: one kick
-	 * per device pass) and we drain it in one go. With a CPU to spare we run at once anyway.
-	 * Failing to set it only costs speed.
+	 * SCHED_BATCH (the network loop): a wake-up of this thread never preempts a running vCPU
+	 * thread. Otherwise, on a busy host CPU, every TX kick switches to us at once, we find
+	 * one or two frames, interrupt the guest for them and sleep again: 2-3 frames per kick
+	 * and an interrupt for every other frame (docs/performance.md, Network). Left to run
+	 * until the vCPU blocks or its slice ends, the guest fills the ring meanwhile (EVENT_IDX:
+	 * one kick per device pass) and we drain it in one go. With a CPU to spare we run at once
+	 * anyway. Not for the main loop: a disk completion would wait for the vCPU's slice too,
+	 * which multiplies QD1 tail latency (docs/performance.md, Block). Failing to set it only
+	 * costs speed.
 	 */
-	if (sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
+	if (el->name)
+		pthread_setname_np(pthread_self(), el->name);
+	if (el->batch && sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
 		el->batch_failed = true;
 	if (sandbox_enter(SANDBOX_EVENT_LOOP))
 		return NULL;

@@ -1,6 +1,7 @@
 /*
- * The one event-loop thread (epoll) that owns device back-end work: terminal input today,
- * device back ends later. Callbacks run on that thread only.
+ * An event-loop thread (epoll) that owns device back-end work. A VM has two (vmm/vm.h): the
+ * main loop (terminal, console, disks) and the network loop, which runs as SCHED_BATCH.
+ * Callbacks run on their loop's thread only.
  */
 #ifndef KESTREL_EVENT_LOOP_H
 #define KESTREL_EVENT_LOOP_H
@@ -55,6 +56,8 @@ struct event_loop {
 	int call_fd; /* eventfd: a cross-thread call is waiting */
 	pthread_t thread;
 	int running;
+	const char *name;  /* set before event_loop_start: the thread's name (ps, /proc) */
+	bool batch;	   /* set before event_loop_start: run the thread as SCHED_BATCH */
 	bool batch_failed; /* SCHED_BATCH refused (speed only; for -v) */
 	pthread_mutex_t call_lock;
 	pthread_cond_t call_done;

@@ -84,8 +84,8 @@ int main(int argc, char **argv)
 	terminal_restore(&term);
 	if (cfg.verbose)
 		device_report(&vm, STDERR_FILENO);
-	if (cfg.verbose && vm.loop.batch_failed)
-		fprintf(stderr, "kestrel: the event loop could not switch to SCHED_BATCH\n");
+	if (cfg.verbose && vm.net_loop.batch_failed)
+		fprintf(stderr, "kestrel: the network loop could not switch to SCHED_BATCH\n");
 	fprintf(stderr, "\nkestrel: %s (exit status %d)\n", vm.exit_reason, status);
 	vm_destroy(&vm);
 	config_free(&cfg);

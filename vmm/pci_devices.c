@@ -83,11 +83,12 @@ static int mmio_irqfd(void *opaque, int efd, int resample_fd, uint32_t gsi, bool
 }
 
 /* The next window of the virtio-mmio area, with its own interrupt. */
-static int add_virtio_mmio(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
+static int add_virtio_mmio(struct vm *vm, struct virtio_dev *dev, struct event_loop *loop,
+			   struct kerr *err)
 {
 	struct pci_devices *pd = &vm->pci;
 	struct virtio_mmio_platform plat = {
-	    .opaque = vm, .ioeventfd = mmio_ioeventfd, .irqfd = mmio_irqfd, .loop = &vm->loop};
+	    .opaque = vm, .ioeventfd = mmio_ioeventfd, .irqfd = mmio_irqfd, .loop = loop};
 	uint64_t base = arch_layout.virtio_mmio_base + pd->nr_mmio * arch_layout.virtio_mmio_slot;
 	struct virtio_mmio *m;
 
@@ -104,7 +105,8 @@ static int add_virtio_mmio(struct vm *vm, struct virtio_dev *dev, struct kerr *e
 			       dev->name, err);
 }
 
-static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct kerr *err)
+static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct event_loop *loop,
+			  struct kerr *err)
 {
 	struct pci_devices *pd = &vm->pci;
 	struct virtio_pci_platform plat = {
@@ -113,7 +115,7 @@ static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct kerr *er
 	    .msi_route_add = plat_msi_route_add,
 	    .msi_route_set = plat_msi_route_set,
 	    .irqfd = plat_irqfd,
-	    .loop = &vm->loop,
+	    .loop = loop,
 	};
 	struct virtio_pci *vp;
 	int slot;
@@ -133,10 +135,12 @@ static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct kerr *er
 	return pci_assign_bars(&vp->fn, &pd->w32, NULL, err);
 }
 
-static int add_virtio(struct vm *vm, struct virtio_dev *dev, enum transport_kind t,
-		      struct kerr *err)
+/* loop: the device's own, which its transport polls the queue kicks on. */
+static int add_virtio(struct vm *vm, struct virtio_dev *dev, struct event_loop *loop,
+		      enum transport_kind t, struct kerr *err)
 {
-	return t == TRANSPORT_MMIO ? add_virtio_mmio(vm, dev, err) : add_virtio_pci(vm, dev, err);
+	return t == TRANSPORT_MMIO ? add_virtio_mmio(vm, dev, loop, err)
+				   : add_virtio_pci(vm, dev, loop, err);
 }
 
 static int add_disks(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
@@ -158,7 +162,7 @@ static int add_disks(struct vm *vm, const struct vm_config *cfg, struct kerr *er
 		if (vm->verbose)
 			fprintf(stderr, "kestrel: %s on %s: %s I/O\n", name, dc->path,
 				virtio_blk_engine(d));
-		if (add_virtio(vm, d, dc->transport, err))
+		if (add_virtio(vm, d, &vm->loop, dc->transport, err))
 			return -1;
 	}
 	return 0;
@@ -182,12 +186,14 @@ static int add_nics(struct vm *vm, const struct vm_config *cfg, struct kerr *err
 		struct virtio_dev *d;
 
 		memcpy(o.mac, nc->mac, sizeof(o.mac));
-		if (virtio_net_create(&d, &o, &vm->mem, &vm->loop, err))
+		/* Their own loop, for its SCHED_BATCH (vmm/event_loop.c says why). */
+		if (virtio_net_create(&d, &o, &vm->mem, &vm->net_loop, err))
 			return -1;
+		vm->pci.nr_nics++;
 		/* Users want to know whether their packets go through kestrel or the kernel. */
 		fprintf(stderr, "kestrel: net%u on %s: %s\n", i, virtio_net_ifname(d),
 			virtio_net_backend(d));
-		if (add_virtio(vm, d, nc->transport, err))
+		if (add_virtio(vm, d, &vm->net_loop, nc->transport, err))
 			return -1;
 	}
 	return 0;
@@ -207,7 +213,7 @@ static int add_console(struct vm *vm, const struct vm_config *cfg, struct kerr *
 				  err))
 		return -1;
 	vm->pci.console = d;
-	return add_virtio(vm, d, cfg->console_transport, err);
+	return add_virtio(vm, d, &vm->loop, cfg->console_transport, err);
 }
 
 int pci_devices_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)

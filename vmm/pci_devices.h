@@ -34,6 +34,7 @@ struct pci_devices {
 	unsigned int nr;
 	unsigned int nr_mmio;	    /* windows used in the virtio-mmio area */
 	struct virtio_dev *console; /* virtio-console, if any */
+	unsigned int nr_nics;	    /* on vm->net_loop */
 };
 
 /* Registers the bus on the VM's buses and creates every device the config asks for. */

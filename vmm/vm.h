@@ -46,7 +46,8 @@ struct vm {
 	struct io_bus pio;
 	struct io_bus mmio;
 	struct coalesced_io coalesced; /* port writes KVM queues instead of exiting */
-	struct event_loop loop;
+	struct event_loop loop;	       /* terminal, console, disks */
+	struct event_loop net_loop;    /* NICs: SCHED_BATCH, started only when there are NICs */
 	unsigned int nr_cpus;
 	struct vcpu *vcpus;
 	bool verbose;
