@@ -4,10 +4,16 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-void coalesced_io_init(struct coalesced_io *c, void *ring_page, size_t page_size)
+void coalesced_io_init(struct coalesced_io *c)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
+}
+
+void coalesced_io_set_ring(struct coalesced_io *c, void *ring_page, size_t page_size)
+{
+	c->ring = NULL;
+	c->max = 0;
 	if (!ring_page || page_size <= sizeof(struct kvm_coalesced_mmio_ring))
 		return;
 	/* KVM_COALESCED_MMIO_MAX, from the page size KVM uses (the host's). */

@@ -28,8 +28,10 @@ struct coalesced_io {
 	pthread_mutex_t lock;
 };
 
+/* Empty, with no ring: safe to destroy from here on. */
+void coalesced_io_init(struct coalesced_io *c);
 /* ring_page: the ring's page in a vCPU's run mapping (NULL when KVM has none). */
-void coalesced_io_init(struct coalesced_io *c, void *ring_page, size_t page_size);
+void coalesced_io_set_ring(struct coalesced_io *c, void *ring_page, size_t page_size);
 void coalesced_io_destroy(struct coalesced_io *c);
 /* Asks KVM to coalesce writes to ports [port, port + len); a no-op without a ring. */
 int coalesced_io_add_pio(struct coalesced_io *c, int vm_fd, uint16_t port, uint32_t len,

@@ -125,7 +125,7 @@ static int create_vcpus(struct vm *vm, struct kerr *err)
 	void *ring = NULL;
 	if (page > 0 && off > 0 && pio && (long)(off + 1) * page <= vm->vcpu_mmap_size)
 		ring = (char *)vm->vcpus[0].run + (long)off * page;
-	coalesced_io_init(&vm->coalesced, ring, page > 0 ? (size_t)page : 0);
+	coalesced_io_set_ring(&vm->coalesced, ring, page > 0 ? (size_t)page : 0);
 	return 0;
 }
 
@@ -139,6 +139,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	vm->nr_cpus = cfg->cpus;
 	vm->verbose = cfg->verbose;
 	pthread_mutex_init(&vm->exit_lock, NULL);
+	coalesced_io_init(&vm->coalesced); /* before anything can fail: vm_destroy destroys it */
 
 	vm->exit_fd = eventfd(0, EFD_CLOEXEC);
 	if (vm->exit_fd < 0)

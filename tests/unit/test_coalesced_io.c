@@ -47,7 +47,8 @@ static void setup(void)
 	memset(&mmio_rec, 0, sizeof(mmio_rec));
 	cr_assert_eq(io_bus_register(&pio, 0xcf8, 4, rec_io, &pio_rec, "cf8", &err), 0);
 	cr_assert_eq(io_bus_register(&mmio, 0x1000, 0x100, rec_io, &mmio_rec, "m", &err), 0);
-	coalesced_io_init(&c, page, PAGE);
+	coalesced_io_init(&c);
+	coalesced_io_set_ring(&c, page, PAGE);
 }
 
 static void teardown(void)
@@ -129,7 +130,8 @@ Test(coalesced_io, without_a_ring_nothing_is_registered)
 	struct coalesced_io none;
 	struct kerr err = {{0}};
 
-	coalesced_io_init(&none, NULL, PAGE);
+	coalesced_io_init(&none);
+	coalesced_io_set_ring(&none, NULL, PAGE);
 	cr_assert_null(none.ring);
 	cr_assert_eq(coalesced_io_add_pio(&none, -1, 0xcf8, 4, &err), 0);
 	coalesced_io_drain(&none, &pio, &mmio);
