@@ -451,8 +451,11 @@ static int unpack(struct unpack *u, pid_t pid, double t0, const struct x86_boot_
 	free(plan);
 	snprintf(out->note, sizeof(out->note),
 		 "kernel: xz payload unpacked on the host (%.1f MB in %.0f ms; the decoder "
-		 "process's peak RSS %ld MiB)",
-		 u->off / 1e6, now_ms() - t0, ru.ru_maxrss >> 10);
+		 "process: %.0f ms CPU, peak RSS %ld MiB)",
+		 u->off / 1e6, now_ms() - t0,
+		 (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+		     (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3,
+		 ru.ru_maxrss >> 10);
 	return 0;
 fallback:
 	snprintf(out->note, sizeof(out->note),
