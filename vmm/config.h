@@ -85,7 +85,7 @@ struct vm_config {
 		KERNEL_UNPACK_HOST, /* kestrel decompresses what it can (default) */
 		KERNEL_UNPACK_GUEST /* a bzImage decompresses itself in the guest */
 	} kernel_unpack;
-	bool seccomp;		  /* per-thread system call filters (on unless --seccomp=off) */
+	bool seccomp; /* per-thread system call filters (on unless --seccomp=off) */
 	bool verbose;
 	bool help;
 	bool version;

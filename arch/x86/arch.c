@@ -165,8 +165,8 @@ int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b
 	int ret = x86_load_kernel(gm, &bc, &boot, err);
 
 	snprintf(b->note, sizeof(b->note), "%s", ret ? "" : boot.note);
-	if (ret || x86_write_boot_tables(gm, err) ||
-	    x86_write_mptable(gm, b->nr_cpus, err) || x86_vcpu_set_entry(boot_vcpu_fd, &boot, err))
+	if (ret || x86_write_boot_tables(gm, err) || x86_write_mptable(gm, b->nr_cpus, err) ||
+	    x86_vcpu_set_entry(boot_vcpu_fd, &boot, err))
 		return -1;
 	return 0;
 }

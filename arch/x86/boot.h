@@ -37,7 +37,7 @@ struct x86_boot_config {
 	const uint8_t *initrd; /* may be NULL */
 	size_t initrd_len;
 	const char *cmdline;
-	uint64_t acpi_rsdp; /* the RSDP's address for boot_params / hvm_start_info; 0: none */
+	uint64_t acpi_rsdp;   /* the RSDP's address for boot_params / hvm_start_info; 0: none */
 	bool unpack_in_guest; /* a bzImage decompresses itself, even when kestrel could */
 };
 

@@ -288,7 +288,8 @@ void x86_elf_commit(const struct guest_mem *gm, const struct x86_elf *e,
 int x86_load_elf(const struct guest_mem *gm, const struct x86_boot_config *cfg,
 		 struct x86_boot *out, struct kerr *err)
 {
-	struct x86_elf e = {.img = cfg->kernel, .len = cfg->kernel_len, .file_len = cfg->kernel_len};
+	struct x86_elf e = {
+	    .img = cfg->kernel, .len = cfg->kernel_len, .file_len = cfg->kernel_len};
 	struct x86_elf_plan p;
 
 	out->note[0] = '\0';

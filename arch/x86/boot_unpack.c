@@ -38,10 +38,10 @@
 #define XZ_MAGIC_LEN 6
 #define UNPACK_MEMLIMIT (64ULL << 20) /* the decoder's own limit: a kernel's needs 33 MiB */
 #define UNPACK_ARENA (UNPACK_MEMLIMIT + (4ULL << 20))
-#define UNPACK_CHUNK (64U << 10)     /* the child's writes */
-#define UNPACK_PIPE_SIZE (1U << 20)  /* fewer wake-ups than the default 64 KiB */
-#define UNPACK_HDR_MAX 4096	     /* the ELF and program headers must be in here */
-#define UNPACK_NOTES_MAX (64U << 10) /* all PT_NOTEs together */
+#define UNPACK_CHUNK (64U << 10)      /* the child's writes */
+#define UNPACK_PIPE_SIZE (1U << 20)   /* fewer wake-ups than the default 64 KiB */
+#define UNPACK_HDR_MAX 4096	      /* the ELF and program headers must be in here */
+#define UNPACK_NOTES_MAX (64U << 10)  /* all PT_NOTEs together */
 #define UNPACK_OUT_MAX (512ULL << 20) /* no kernel is bigger; a bomb is cut off here */
 #define UNPACK_SCRATCH (16U << 10)    /* for the bytes kestrel discards */
 
@@ -294,8 +294,8 @@ static int load_segments(struct unpack *u, struct kerr *err)
 			return -1;
 		}
 		while (done < ph.p_filesz) {
-			ssize_t n = pipe_read(u, dst + done, min_u64(ph.p_filesz - done, SSIZE_MAX),
-					      err);
+			ssize_t n =
+			    pipe_read(u, dst + done, min_u64(ph.p_filesz - done, SSIZE_MAX), err);
 
 			if (n < 0)
 				return -1;
@@ -351,9 +351,15 @@ static const char *payload_kind(const uint8_t *p, size_t len)
 	static const struct {
 		const char *magic, *name;
 	} kinds[] = {
-	    {"\x1f\x8b", "gzip"},	  {"BZh", "bzip2"},	      {"\x5d\x00\x00", "lzma"},
-	    {"\x89LZO", "lzo"},	  {"\x02\x21\x4c\x18", "lz4"}, {"\x28\xb5\x2f\xfd", "zstd"},
-	    {"\x7f" "ELF", "uncompressed"},
+	    {"\x1f\x8b", "gzip"},
+	    {"BZh", "bzip2"},
+	    {"\x5d\x00\x00", "lzma"},
+	    {"\x89LZO", "lzo"},
+	    {"\x02\x21\x4c\x18", "lz4"},
+	    {"\x28\xb5\x2f\xfd", "zstd"},
+	    {"\x7f"
+	     "ELF",
+	     "uncompressed"},
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {

@@ -82,7 +82,8 @@ static uint8_t *make_vmlinux(const struct seg *segs, int n, bool pvh, size_t *le
 			img[segs[i].off + j] = seg_byte(i, j);
 	}
 	/* The note: Xen's PHYS32_ENTRY if pvh, else an unrelated Xen note. */
-	Elf64_Nhdr nh = {.n_namesz = 4, .n_descsz = 8, .n_type = pvh ? PVH_ELFNOTE_PHYS32_ENTRY : 1};
+	Elf64_Nhdr nh = {
+	    .n_namesz = 4, .n_descsz = 8, .n_type = pvh ? PVH_ELFNOTE_PHYS32_ENTRY : 1};
 	uint64_t v = PVH_ENTRY;
 	memcpy(img + NOTE_OFF, &nh, sizeof(nh));
 	memcpy(img + NOTE_OFF + sizeof(nh), "Xen", 4);
@@ -105,8 +106,8 @@ static uint8_t *make_vmlinux(const struct seg *segs, int n, bool pvh, size_t *le
 static uint8_t *xz(const uint8_t *in, size_t len, size_t *out_len)
 {
 	lzma_options_lzma opt;
-	lzma_filter f[3] = {{LZMA_FILTER_X86, NULL}, {LZMA_FILTER_LZMA2, &opt},
-			    {LZMA_VLI_UNKNOWN, NULL}};
+	lzma_filter f[3] = {
+	    {LZMA_FILTER_X86, NULL}, {LZMA_FILTER_LZMA2, &opt}, {LZMA_VLI_UNKNOWN, NULL}};
 	size_t cap = lzma_stream_buffer_bound(len), pos = 0;
 	uint8_t *out = malloc(cap);
 
@@ -190,9 +191,8 @@ static void check_old_path(const struct kernel *k, const struct x86_boot *out)
 
 	cr_assert_eq(out->mode, X86_ENTRY_LINUX64);
 	cr_assert_eq(out->entry, X86_HIMEM_START + 0x200);
-	cr_assert_eq(memcmp(gp(X86_HIMEM_START, k->img_len - setup), k->img + setup,
-			    k->img_len - setup),
-		     0);
+	cr_assert_eq(
+	    memcmp(gp(X86_HIMEM_START, k->img_len - setup), k->img + setup, k->img_len - setup), 0);
 	/* Nothing the host unpack may have begun is left behind. */
 	cr_assert(all_zero(gp(SEG0_PADDR, 8 * MiB), 8 * MiB), "ELF segments left in RAM");
 }
@@ -304,7 +304,8 @@ Test(unpack, truncated_xz_is_an_error)
 	k.xz = xz(k.elf, k.elf_len, &k.xz_len);
 	/* payload_length says the stream stops halfway. */
 	k.img = wrap(k.xz, k.xz_len, (uint32_t)k.elf_len, k.xz_len / 2, &k.img_len);
-	assert_fails(load(&k, NULL, false, &out), "kernel image is corrupt: its xz payload is cut off");
+	assert_fails(load(&k, NULL, false, &out),
+		     "kernel image is corrupt: its xz payload is cut off");
 	free_kernel(&k);
 }
 
