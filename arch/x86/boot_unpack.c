@@ -38,7 +38,7 @@
 #define XZ_MAGIC_LEN 6
 #define UNPACK_MEMLIMIT (64ULL << 20) /* the decoder's own limit: a kernel's needs 33 MiB */
 #define UNPACK_ARENA (UNPACK_MEMLIMIT + (4ULL << 20))
-#define UNPACK_CHUNK (64U << 10)      /* the child's writes */
+#define UNPACK_CHUNK (1U << 20)	      /* the child's writes: few system calls (strace -f) */
 #define UNPACK_PIPE_SIZE (1U << 20)   /* fewer wake-ups than the default 64 KiB */
 #define UNPACK_HDR_MAX 4096	      /* the ELF and program headers must be in here */
 #define UNPACK_NOTES_MAX (64U << 10)  /* all PT_NOTEs together */
@@ -123,6 +123,8 @@ static _Noreturn void child_decode(const uint8_t *in, size_t len, int fd)
 	/* Not LZMA_CONCATENATED: the bzImage's 4-byte output size follows the stream. */
 	if (lzma_stream_decoder(&s, UNPACK_MEMLIMIT, 0) != LZMA_OK)
 		child_exit(CHILD_SETUP);
+	/* For ps and top; a failure changes nothing else. */
+	(void)prctl(PR_SET_NAME, "kestrel-unxz", 0, 0, 0);
 #ifndef KESTREL_SANITIZE /* the sanitizers' runtimes make calls of their own */
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0) < 0)
 		child_exit(CHILD_SETUP);
@@ -418,13 +420,13 @@ static int unpack(struct unpack *u, pid_t pid, double t0, const struct x86_boot_
 	struct kerr why = {{0}}, drain;
 	struct rusage ru;
 	int st, ret = 1;
-	bool streamed;
+	bool streamed, killed = false;
 
 	/* An ELF kestrel cannot load may still be sound: read on for the child's verdict. */
 	streamed = read_headers(u, cfg, hdr, &why) == 0 && load_segments(u, &why) == 0;
 	if (skip_to(u, UINT64_MAX, streamed ? &why : &drain) < 0) {
 		streamed = false;
-		kill(pid, SIGKILL); /* our own child, not yet reaped */
+		killed = kill(pid, SIGKILL) == 0; /* our own child, not yet reaped */
 	}
 	if (close(u->fd) < 0 && streamed) {
 		kerr_set(&why, "closing the pipe: %s", strerror(errno));
@@ -440,7 +442,8 @@ static int unpack(struct unpack *u, pid_t pid, double t0, const struct x86_boot_
 		goto undo;
 	}
 	if (st != CHILD_OK) {
-		kerr_set(&why, "%s", child_reason(st));
+		if (!killed) /* else why says why kestrel stopped it */
+			kerr_set(&why, "%s", child_reason(st));
 		goto fallback;
 	}
 	if (!streamed)
