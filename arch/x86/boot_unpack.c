@@ -353,15 +353,10 @@ static const char *payload_kind(const uint8_t *p, size_t len)
 	static const struct {
 		const char *magic, *name;
 	} kinds[] = {
-	    {"\x1f\x8b", "gzip"},
-	    {"BZh", "bzip2"},
-	    {"\x5d\x00\x00", "lzma"},
-	    {"\x89LZO", "lzo"},
-	    {"\x02\x21\x4c\x18", "lz4"},
-	    {"\x28\xb5\x2f\xfd", "zstd"},
-	    {"\x7f"
-	     "ELF",
-	     "uncompressed"},
+	    {"\x1f\x8b", "gzip"},	 {"BZh", "bzip2"},
+	    {"\x5d\x00\x00", "lzma"},	 {"\x89LZO", "lzo"},
+	    {"\x02\x21\x4c\x18", "lz4"}, {"\x28\xb5\x2f\xfd", "zstd"},
+	    {"\177ELF", "uncompressed"},
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
