@@ -10,7 +10,8 @@
  * SECCOMP_MODE_STRICT (read, write and exit only: a decoder bug the image finds stays there),
  * and writes the ELF to a pipe. kestrel reads the headers, then each PT_LOAD's bytes straight
  * into guest RAM at its physical address, and discards the rest; the child's exit status says
- * whether the whole stream, its CRC included, was sound. kestrel is single-threaded here
+ * whether the whole stream, its CRC included, was sound. The child keeps no descriptor but
+ * the pipe's, and no view of guest RAM (MADV_DONTFORK). kestrel is single-threaded here
  * (vm_load_kernel runs before vm_start creates any thread), and the child only computes,
  * writes to the pipe and exits.
  */
@@ -125,6 +126,10 @@ static _Noreturn void child_decode(const uint8_t *in, size_t len, int fd)
 		child_exit(CHILD_SETUP);
 	/* For ps and top; a failure changes nothing else. */
 	(void)prctl(PR_SET_NAME, "kestrel-unxz", 0, 0, 0);
+	/* Strict mode still allows write(2) on any descriptor: keep only the pipe's. */
+	if ((fd > 0 && close_range(0, (unsigned int)fd - 1, 0) < 0) ||
+	    close_range((unsigned int)fd + 1, ~0U, 0) < 0)
+		child_exit(CHILD_SETUP);
 #ifndef KESTREL_SANITIZE /* the sanitizers' runtimes make calls of their own */
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0) < 0)
 		child_exit(CHILD_SETUP);
@@ -289,7 +294,9 @@ static int load_segments(struct unpack *u, struct kerr *err)
 		dst = guest_mem_ptr(u->gm, ph.p_paddr, ph.p_memsz); /* checked by check_phdrs */
 		u->last_seg = i;
 		u->last_done = 0;
-		if (ph.p_offset < u->off) { /* it starts among the header bytes */
+		/* Past the header, off is the previous segment's end: only the header's bytes
+		 * can be behind it. */
+		if (ph.p_offset < u->off) {
 			done = min_u64(u->off - ph.p_offset, ph.p_filesz);
 			memcpy(dst, u->hdr + ph.p_offset, done);
 		} else if (skip_to(u, ph.p_offset, err) < 0) {
@@ -495,10 +502,8 @@ int x86_unpack_bzimage(const struct guest_mem *gm, const struct x86_boot_config 
 	if (fcntl(fds[1], F_SETPIPE_SZ, UNPACK_PIPE_SIZE) < 0)
 		errno = 0;
 	pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		child_decode(payload, len, fds[1]);
-	}
+	if (pid == 0)
+		child_decode(payload, len, fds[1]); /* it closes every other descriptor */
 	close(fds[1]);
 	if (pid < 0) {
 		close(fds[0]);

@@ -368,3 +368,22 @@ Test(unpack, elf_cut_short_inside_a_segment_falls_back)
 	check_old_path(&k, &out);
 	free_kernel(&k);
 }
+
+/* A segment that starts among the first 4 KiB (read with the headers) and a note in a gap. */
+Test(unpack, segment_in_the_header_bytes_and_note_in_a_gap)
+{
+	const struct seg segs[2] = {
+	    {0x100, SEG0_PADDR, 0x2000, 0x2800}, /* ends at 0x2100, before the note */
+	    default_segs[1],
+	};
+	struct kernel k;
+	struct x86_boot out;
+
+	make_kernel(&k, segs, 2, true);
+	cr_assert_eq(load(&k, NULL, false, &out), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(out.note, "unpacked on the host"), "note: %s", out.note);
+	cr_assert_eq(out.mode, X86_ENTRY_PVH);
+	cr_assert_eq(out.entry, PVH_ENTRY);
+	check_segments(&k, segs, 2);
+	free_kernel(&k);
+}
