@@ -243,7 +243,7 @@ static int read_headers(struct unpack *u, const struct x86_boot_config *cfg,
 			const struct setup_header *hdr, struct kerr *err)
 {
 	struct x86_boot_extras ex;
-	uint64_t notes_len = 0;
+	uint64_t notes_len = 0, prev_end = 0;
 
 	while (u->off < sizeof(u->hdr)) {
 		ssize_t n = pipe_read(u, u->hdr + u->off, sizeof(u->hdr) - u->off, err);
@@ -268,6 +268,12 @@ static int read_headers(struct unpack *u, const struct x86_boot_config *cfg,
 		if (notes_len > UNPACK_NOTES_MAX)
 			return kerr_set(err, "the ELF's notes take more than %u KiB",
 					UNPACK_NOTES_MAX >> 10);
+		/* The bytes arrive once, in order: so must the segments (vmlinux's do). */
+		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+			continue;
+		if (ph.p_offset < prev_end)
+			return kerr_set(err, "ELF segment %d is not in file order", i);
+		prev_end = ph.p_offset + ph.p_filesz; /* checked: cannot wrap */
 	}
 	u->notes = calloc(1, notes_len ? notes_len : 1);
 	if (!u->notes)
@@ -276,11 +282,12 @@ static int read_headers(struct unpack *u, const struct x86_boot_config *cfg,
 	return 0;
 }
 
-/* Each PT_LOAD's file bytes into guest RAM as they arrive, then its bss zeroed. */
+/*
+ * Each PT_LOAD's file bytes into guest RAM as they arrive, then its bss zeroed (read_headers
+ * checked that they come in file order).
+ */
 static int load_segments(struct unpack *u, struct kerr *err)
 {
-	uint64_t prev_end = 0;
-
 	for (int i = 0; i < u->e.eh.e_phnum; i++) {
 		Elf64_Phdr ph;
 		uint64_t done = 0;
@@ -289,13 +296,11 @@ static int load_segments(struct unpack *u, struct kerr *err)
 		x86_elf_read_phdr(&u->e, i, &ph);
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
-		if (ph.p_offset < prev_end)
-			return kerr_set(err, "ELF segment %d is not in file order", i);
 		dst = guest_mem_ptr(u->gm, ph.p_paddr, ph.p_memsz); /* checked by check_phdrs */
 		u->last_seg = i;
 		u->last_done = 0;
-		/* Past the header, off is the previous segment's end: only the header's bytes
-		 * can be behind it. */
+		/* Past the header, off is the previous segment's end (file order): only the
+		 * header's bytes can be behind it. */
 		if (ph.p_offset < u->off) {
 			done = min_u64(u->off - ph.p_offset, ph.p_filesz);
 			memcpy(dst, u->hdr + ph.p_offset, done);
@@ -315,7 +320,6 @@ static int load_segments(struct unpack *u, struct kerr *err)
 		}
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 		u->last_done = ph.p_memsz;
-		prev_end = ph.p_offset + ph.p_filesz;
 	}
 	return 0;
 }
@@ -424,11 +428,19 @@ static int unpack(struct unpack *u, pid_t pid, double t0, const struct x86_boot_
 	int st, ret = 1;
 	bool streamed, killed = false;
 
-	/* An ELF kestrel cannot load may still be sound: read on for the child's verdict. */
-	streamed = read_headers(u, cfg, hdr, &why) == 0 && load_segments(u, &why) == 0;
-	if (skip_to(u, UINT64_MAX, streamed ? &why : &drain) < 0) {
-		streamed = false;
+	/*
+	 * Headers kestrel cannot load: stop the decoder now and let the guest decompress (it
+	 * did so before, corrupt streams included). A stream that ends too early may be a
+	 * corrupt one: read on for the child's verdict, so it can be reported as such.
+	 */
+	streamed = read_headers(u, cfg, hdr, &why) == 0;
+	if (!streamed)
 		killed = kill(pid, SIGKILL) == 0; /* our own child, not yet reaped */
+	else if (load_segments(u, &why) < 0)
+		streamed = false;
+	if (!killed && skip_to(u, UINT64_MAX, streamed ? &why : &drain) < 0) {
+		streamed = false;
+		killed = kill(pid, SIGKILL) == 0;
 	}
 	if (close(u->fd) < 0 && streamed) {
 		kerr_set(&why, "closing the pipe: %s", strerror(errno));
