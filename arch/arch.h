@@ -27,6 +27,7 @@ struct arch_layout {
 	unsigned int virtio_mmio_max;
 	size_t cmdline_max; /* bytes, including the terminating NUL */
 	bool msi_devid;	    /* MSI routes carry the requester ID: an ITS translates by it (--its) */
+	bool kernel_self_unpack; /* the kernel image can decompress itself (x86's bzImage) */
 };
 
 extern const struct arch_layout arch_layout;
@@ -88,8 +89,11 @@ struct arch_boot {
 	const uint8_t *initrd; /* may be NULL */
 	size_t initrd_len;
 	const char *cmdline;
-	bool power_button; /* out: the guest was told of a power button (platform_power_button) */
-	uint8_t *dtb;	   /* out: the device tree the guest got (arm64), or NULL; caller frees */
+	bool
+	    unpack_in_guest; /* let a compressed kernel decompress itself (--kernel-unpack guest) */
+	char note[160];	     /* out: how the kernel was loaded, for -v; may be empty */
+	bool power_button;   /* out: the guest was told of a power button (platform_power_button) */
+	uint8_t *dtb;	     /* out: the device tree the guest got (arm64), or NULL; caller frees */
 	size_t dtb_len;
 };
 

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 . guest-images/lib.sh
 
 need_pkgs meson ninja-build pkg-config gcc libc6-dev libfdt-dev libcriterion-dev liburing-dev \
-    libseccomp-dev zlib1g-dev qemu-system-x86 busybox-static e2fsprogs cpio socat strace python3 xz-utils
+    libseccomp-dev zlib1g-dev liblzma-dev qemu-system-x86 busybox-static e2fsprogs cpio socat strace python3 xz-utils
 B=${KESTREL_BUILD_DIR:-build}   # meson build dir
 [ -f "$B/build.ninja" ] || meson setup "$B" >&2
 ninja -C "$B" >&2

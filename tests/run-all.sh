@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEPS=(meson ninja-build pkg-config gcc libc6-dev libfdt-dev libcriterion-dev liburing-dev
-      libseccomp-dev zlib1g-dev qemu-system-x86 busybox-static e2fsprogs cpio socat strace python3
+      libseccomp-dev zlib1g-dev liblzma-dev qemu-system-x86 busybox-static e2fsprogs cpio socat strace python3
       xz-utils gzip acpica-tools device-tree-compiler gnuplot-nox)
 bash tests/install-deps.sh "${DEPS[@]}"
 

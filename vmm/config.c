@@ -44,6 +44,9 @@ const char *config_usage(void)
 	       "  --its auto|on|off (arm64) PCI MSI-X through a GIC ITS; off: INTx only\n"
 	       "                    (default auto: an ITS when KVM offers one)\n"
 	       "  --dump-dtb FILE   also write the guest's device tree to FILE (arm64)\n"
+	       "  --kernel-unpack host|guest\n"
+	       "                    who decompresses an x86 bzImage's xz kernel: kestrel\n"
+	       "                    (default, falls back to guest) or the kernel itself\n"
 	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
 	       "  -v, --verbose     log start-up timing to stderr, and device counters at exit\n"
 	       "  -h, --help        this text\n"
@@ -127,6 +130,7 @@ enum {
 	OPT_ITS,
 	OPT_ACPI,
 	OPT_SHUTDOWN_TIMEOUT,
+	OPT_KERNEL_UNPACK,
 };
 
 /*
@@ -419,6 +423,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"its", required_argument, NULL, OPT_ITS},
 	    {"acpi", required_argument, NULL, OPT_ACPI},
 	    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+	    {"kernel-unpack", required_argument, NULL, OPT_KERNEL_UNPACK},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
@@ -505,6 +510,19 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 			break;
 		case OPT_DUMP_DTB:
 			cfg->dump_dtb = optarg;
+			break;
+		case OPT_KERNEL_UNPACK:
+			if (!strcmp(optarg, "host"))
+				cfg->kernel_unpack = KERNEL_UNPACK_HOST;
+			else if (!strcmp(optarg, "guest") && arch_layout.kernel_self_unpack)
+				cfg->kernel_unpack = KERNEL_UNPACK_GUEST;
+			else if (!strcmp(optarg, "guest"))
+				return kerr_set(err, "--kernel-unpack guest: this architecture's "
+						     "kernels cannot decompress themselves");
+			else
+				return kerr_set(err,
+						"bad --kernel-unpack '%s': expected host or guest",
+						optarg);
 			break;
 		case OPT_ITS:
 			if (!arch_layout.msi_devid) /* no ITS to have */

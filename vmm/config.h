@@ -81,7 +81,11 @@ struct vm_config {
 	bool mmio_cmdline;	  /* declare virtio-mmio devices on the kernel command line too */
 	enum arch_its_choice its; /* --its (arm64): PCI MSIs through a GIC ITS, or INTx */
 	const char *dump_dtb;	  /* write the guest's device tree here (arm64); NULL: no */
-	bool seccomp;		  /* per-thread system call filters (on unless --seccomp=off) */
+	enum kernel_unpack {
+		KERNEL_UNPACK_HOST, /* kestrel decompresses what it can (default) */
+		KERNEL_UNPACK_GUEST /* a bzImage decompresses itself in the guest */
+	} kernel_unpack;
+	bool seccomp; /* per-thread system call filters (on unless --seccomp=off) */
 	bool verbose;
 	bool help;
 	bool version;

@@ -24,6 +24,13 @@ int guest_mem_map(struct guest_mem *gm, const struct guest_mem_region *layout, i
 		gm->regions[i] = layout[i];
 		gm->regions[i].host = p;
 		gm->nr_regions = i + 1;
+		/* A child kestrel forks (x86's kernel decompressor) gets no view of the guest. */
+		if (madvise(p, layout[i].size, MADV_DONTFORK) < 0) {
+			int e = errno;
+			guest_mem_unmap(gm);
+			return kerr_set(err, "madvise(MADV_DONTFORK) on guest memory: %s",
+					strerror(e));
+		}
 		gm->ram_size += layout[i].size;
 	}
 	return 0;

@@ -237,7 +237,10 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	b.kernel_len = kernel.len;
 	b.initrd = initrd.data;
 	b.initrd_len = initrd.len;
+	b.unpack_in_guest = cfg->kernel_unpack == KERNEL_UNPACK_GUEST;
 	rc = arch_boot(vm->arch, &vm->mem, &b, vm->vcpus[0].fd, err);
+	if (rc == 0 && vm->verbose && b.note[0])
+		fprintf(stderr, "kestrel: %s\n", b.note);
 	vm->power_button = b.power_button;
 	if (rc == 0 && cfg->dump_dtb)
 		rc = dump_dtb(cfg->dump_dtb, b.dtb, b.dtb_len, err);

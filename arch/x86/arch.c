@@ -1,6 +1,7 @@
 /* The architecture seam (arch/arch.h) on x86-64: a PC with an IOAPIC, PIT and PCI hole. */
 #include "arch/arch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "arch/x86/acpi.h"
@@ -25,6 +26,7 @@ const struct arch_layout arch_layout = {
     .virtio_mmio_max = X86_VIRTIO_MMIO_MAX,
     .cmdline_max = X86_CMDLINE_MAX,
     .msi_devid = false,
+    .kernel_self_unpack = true,
 };
 
 uint32_t arch_virtio_mmio_irq(unsigned int index)
@@ -158,9 +160,13 @@ int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b
 	    .initrd_len = b->initrd_len,
 	    .cmdline = b->cmdline,
 	    .acpi_rsdp = rsdp,
+	    .unpack_in_guest = b->unpack_in_guest,
 	};
-	if (x86_load_kernel(gm, &bc, &boot, err) || x86_write_boot_tables(gm, err) ||
-	    x86_write_mptable(gm, b->nr_cpus, err) || x86_vcpu_set_entry(boot_vcpu_fd, &boot, err))
+	int ret = x86_load_kernel(gm, &bc, &boot, err);
+
+	snprintf(b->note, sizeof(b->note), "%s", ret ? "" : boot.note);
+	if (ret || x86_write_boot_tables(gm, err) || x86_write_mptable(gm, b->nr_cpus, err) ||
+	    x86_vcpu_set_entry(boot_vcpu_fd, &boot, err))
 		return -1;
 	return 0;
 }

@@ -6,6 +6,7 @@
 #define KESTREL_X86_BOOT_H
 
 #include <asm/bootparam.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct x86_boot {
 	enum x86_entry_mode mode;
 	uint64_t entry;	   /* guest-physical entry point */
 	uint64_t info_gpa; /* boot_params or hvm_start_info */
+	char note[160];	   /* how the kernel was loaded, for -v (may be empty) */
 };
 
 struct x86_boot_config {
@@ -35,7 +37,8 @@ struct x86_boot_config {
 	const uint8_t *initrd; /* may be NULL */
 	size_t initrd_len;
 	const char *cmdline;
-	uint64_t acpi_rsdp; /* the RSDP's address for boot_params / hvm_start_info; 0: none */
+	uint64_t acpi_rsdp;   /* the RSDP's address for boot_params / hvm_start_info; 0: none */
+	bool unpack_in_guest; /* a bzImage decompresses itself, even when kestrel could */
 };
 
 /* Detects the format (bzImage or ELF) and loads it; "not a kernel" errors name the reason. */

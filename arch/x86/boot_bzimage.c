@@ -4,6 +4,7 @@
  * RSI pointing at a zero page holding the setup header, command line, initrd and e820 map.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "arch/x86/boot.h"
@@ -129,7 +130,9 @@ int x86_load_bzimage(const struct guest_mem *gm, const struct x86_boot_config *c
 	struct boot_params bp;
 	struct x86_boot_extras ex;
 	uint64_t setup_sects, pm_off, pm_end, pm_size, kernel_end = 0;
+	int ret;
 
+	out->note[0] = '\0';
 	memset(&bp, 0, sizeof(bp));
 	if (check_header(img, len, &bp, err) < 0)
 		return -1;
@@ -151,6 +154,22 @@ int x86_load_bzimage(const struct guest_mem *gm, const struct x86_boot_config *c
 		    "the file has %zu bytes",
 		    (unsigned long long)pm_end, len);
 	pm_size = len - pm_off;
+
+	/* The payload (2.08+) is the compressed kernel, inside the protected-mode part. */
+	if (cfg->unpack_in_guest)
+		snprintf(out->note, sizeof(out->note),
+			 "kernel: decompressed by the guest (--kernel-unpack guest)");
+	else if (bp.hdr.payload_offset > pm_size ||
+		 bp.hdr.payload_length > pm_size - bp.hdr.payload_offset)
+		snprintf(out->note, sizeof(out->note),
+			 "kernel: the bzImage's payload field is outside the file: decompressed by "
+			 "the guest");
+	else {
+		ret = x86_unpack_bzimage(gm, cfg, &bp.hdr, img + pm_off + bp.hdr.payload_offset,
+					 bp.hdr.payload_length, out, err);
+		if (ret <= 0)
+			return ret;
+	}
 
 	if (kernel_footprint(&bp.hdr, load_addr, pm_size, &kernel_end, err) < 0)
 		return -1;

@@ -19,32 +19,17 @@
 #define BZ_BOOT_FLAG 0xaa55
 #define BZ_VERSION_2_12 0x020c
 
-/* The PVH page: hvm_start_info, then its memory map and module list. */
-struct pvh_page {
-	struct hvm_start_info info;
-	struct hvm_memmap_table_entry memmap[X86_E820_MAX];
-	struct hvm_modlist_entry mod;
-};
-_Static_assert(sizeof(struct pvh_page) <= X86_PAGE_SIZE, "PVH data must fit one page");
+_Static_assert(sizeof(struct x86_pvh_page) <= X86_PAGE_SIZE, "PVH data must fit one page");
 _Static_assert(X86_PVH_INFO_ADDR + X86_PAGE_SIZE <= X86_BOOT_PARAMS_ADDR,
 	       "PVH page overlaps the zero page");
 
-struct elf_image {
-	const uint8_t *img;
-	size_t len;
-	Elf64_Ehdr eh;
-	uint64_t kernel_end; /* end of the highest PT_LOAD */
-	bool pvh;
-	uint64_t pvh_entry;
-};
-
-static void read_phdr(const struct elf_image *e, int i, Elf64_Phdr *ph)
+void x86_elf_read_phdr(const struct x86_elf *e, int i, Elf64_Phdr *ph)
 {
-	/* Checked against the file size by check_ehdr; the file may be unaligned. */
+	/* Checked against len by x86_elf_check_ehdr; the file may be unaligned. */
 	memcpy(ph, e->img + e->eh.e_phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
 }
 
-static int check_ehdr(struct elf_image *e, struct kerr *err)
+int x86_elf_check_ehdr(struct x86_elf *e, struct kerr *err)
 {
 	const Elf64_Ehdr *eh = &e->eh;
 	uint64_t ph_bytes;
@@ -91,12 +76,14 @@ static int check_ehdr(struct elf_image *e, struct kerr *err)
 	return 0;
 }
 
-/* Looks through one PT_NOTE segment for Xen's PHYS32_ENTRY note. */
-static int find_pvh_note(struct elf_image *e, int idx, const Elf64_Phdr *ph, struct kerr *err)
+int x86_elf_find_pvh_note(struct x86_elf *e, int idx, const uint8_t *notes, uint64_t size,
+			  struct kerr *err)
 {
-	const uint8_t *notes = e->img + ph->p_offset;
-	uint64_t size = ph->p_filesz, off = 0;
-	uint64_t align = ph->p_align == 8 ? 8 : 4;
+	Elf64_Phdr ph;
+	uint64_t off = 0, align;
+
+	x86_elf_read_phdr(e, idx, &ph);
+	align = ph.p_align == 8 ? 8 : 4;
 
 	while (size - off >= sizeof(Elf64_Nhdr)) {
 		Elf64_Nhdr nh;
@@ -138,23 +125,24 @@ static int find_pvh_note(struct elf_image *e, int idx, const Elf64_Phdr *ph, str
 	return 0;
 }
 
-/* Checks every program header and finds the kernel's end and the PVH entry. */
-static int check_phdrs(const struct guest_mem *gm, struct elf_image *e, struct kerr *err)
+int x86_elf_check_phdrs(const struct guest_mem *gm, struct x86_elf *e, struct kerr *err)
 {
 	int nr_load = 0;
 
 	for (int i = 0; i < e->eh.e_phnum; i++) {
 		Elf64_Phdr ph;
 
-		read_phdr(e, i, &ph);
-		if (ph.p_offset > e->len || ph.p_filesz > e->len - ph.p_offset)
+		x86_elf_read_phdr(e, i, &ph);
+		if (ph.p_offset > e->file_len || ph.p_filesz > e->file_len - ph.p_offset)
 			return kerr_set(
 			    err,
 			    "kernel image is truncated: ELF segment %d (0x%llx bytes at offset "
-			    "0x%llx) does not fit in the file's %zu bytes",
+			    "0x%llx) does not fit in the file's %llu bytes",
 			    i, (unsigned long long)ph.p_filesz, (unsigned long long)ph.p_offset,
-			    e->len);
-		if (ph.p_type == PT_NOTE && find_pvh_note(e, i, &ph, err) < 0)
+			    (unsigned long long)e->file_len);
+		/* A streamed ELF's notes arrive later: the caller reads them then. */
+		if (ph.p_type == PT_NOTE && ph.p_offset + ph.p_filesz <= e->len &&
+		    x86_elf_find_pvh_note(e, i, e->img + ph.p_offset, ph.p_filesz, err) < 0)
 			return -1;
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
@@ -184,13 +172,13 @@ static int check_phdrs(const struct guest_mem *gm, struct elf_image *e, struct k
 	return 0;
 }
 
-static void write_segments(const struct guest_mem *gm, const struct elf_image *e)
+static void write_segments(const struct guest_mem *gm, const struct x86_elf *e)
 {
 	for (int i = 0; i < e->eh.e_phnum; i++) {
 		Elf64_Phdr ph;
 		uint8_t *dst;
 
-		read_phdr(e, i, &ph);
+		x86_elf_read_phdr(e, i, &ph);
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		dst = guest_mem_ptr(gm, ph.p_paddr, ph.p_memsz); /* checked by check_phdrs */
@@ -200,7 +188,7 @@ static void write_segments(const struct guest_mem *gm, const struct elf_image *e
 }
 
 static int build_pvh(const struct guest_mem *gm, const struct x86_boot_extras *ex,
-		     struct pvh_page *pg, struct kerr *err)
+		     struct x86_pvh_page *pg, struct kerr *err)
 {
 	struct boot_e820_entry e820[X86_E820_MAX];
 	int n;
@@ -220,23 +208,31 @@ static int build_pvh(const struct guest_mem *gm, const struct x86_boot_extras *e
 	pg->info.magic = PVH_START_MAGIC;
 	pg->info.version = PVH_START_VERSION;
 	pg->info.cmdline_paddr = X86_CMDLINE_ADDR;
-	pg->info.memmap_paddr = X86_PVH_INFO_ADDR + offsetof(struct pvh_page, memmap);
+	pg->info.memmap_paddr = X86_PVH_INFO_ADDR + offsetof(struct x86_pvh_page, memmap);
 	pg->info.memmap_entries = (uint32_t)n;
 	pg->info.rsdp_paddr = ex->acpi_rsdp;
 	if (ex->initrd_len) {
 		pg->mod.paddr = ex->initrd_gpa;
 		pg->mod.size = ex->initrd_len;
 		pg->info.nr_modules = 1;
-		pg->info.modlist_paddr = X86_PVH_INFO_ADDR + offsetof(struct pvh_page, mod);
+		pg->info.modlist_paddr = X86_PVH_INFO_ADDR + offsetof(struct x86_pvh_page, mod);
 	}
 	return 0;
 }
 
-/* A zero page for a vmlinux, which carries no setup header of its own. */
+/*
+ * A zero page for a vmlinux: with the setup header of the bzImage it came from, or, for one
+ * that carries none, a made-up header with the vmlinux limits.
+ */
 static int build_boot_params(const struct guest_mem *gm, const struct x86_boot_extras *ex,
-			     struct boot_params *bp, struct kerr *err)
+			     const struct setup_header *hdr, struct boot_params *bp,
+			     struct kerr *err)
 {
 	memset(bp, 0, sizeof(*bp));
+	if (hdr) {
+		bp->hdr = *hdr;
+		return x86_fill_boot_params(gm, ex, bp, err);
+	}
 	bp->hdr.boot_flag = BZ_BOOT_FLAG;
 	bp->hdr.header = BZ_MAGIC;
 	bp->hdr.version = BZ_VERSION_2_12;
@@ -247,45 +243,61 @@ static int build_boot_params(const struct guest_mem *gm, const struct x86_boot_e
 	return x86_fill_boot_params(gm, ex, bp, err);
 }
 
-int x86_load_elf(const struct guest_mem *gm, const struct x86_boot_config *cfg,
-		 struct x86_boot *out, struct kerr *err)
+int x86_elf_plan_extras(const struct guest_mem *gm, const struct x86_boot_config *cfg,
+			const struct x86_elf *e, const struct setup_header *hdr,
+			struct x86_boot_extras *ex, struct kerr *err)
 {
-	struct elf_image e = {.img = cfg->kernel, .len = cfg->kernel_len};
-	struct x86_boot_extras ex;
-	struct boot_params bp;
-	struct pvh_page pg;
-	uint64_t entry;
-	int ret;
+	/* Protocol 2.06+ headers (kestrel takes 2.12+) have both limits. */
+	uint64_t cmdline_max = hdr ? hdr->cmdline_size : X86_CMDLINE_MAX - 1;
+	uint32_t initrd_addr_max = hdr ? hdr->initrd_addr_max : ELF_INITRD_ADDR_MAX;
 
-	if (check_ehdr(&e, err) < 0 || check_phdrs(gm, &e, err) < 0)
-		return -1;
-	entry = e.pvh ? e.pvh_entry : e.eh.e_entry;
-	if (!guest_mem_ptr(gm, entry, 1))
+	return x86_plan_extras(gm, cfg, cmdline_max, e->kernel_end, initrd_addr_max, ex, err);
+}
+
+int x86_elf_plan(const struct guest_mem *gm, const struct x86_boot_config *cfg,
+		 const struct x86_elf *e, const struct setup_header *hdr, struct x86_elf_plan *p,
+		 struct kerr *err)
+{
+	p->entry = e->pvh ? e->pvh_entry : e->eh.e_entry;
+	if (!guest_mem_ptr(gm, p->entry, 1))
 		return kerr_set(err, "ELF kernel entry point 0x%llx is outside guest RAM",
-				(unsigned long long)entry);
-
-	if (x86_plan_extras(gm, cfg, X86_CMDLINE_MAX - 1, e.kernel_end, ELF_INITRD_ADDR_MAX, &ex,
-			    err) < 0)
+				(unsigned long long)p->entry);
+	if (x86_elf_plan_extras(gm, cfg, e, hdr, &p->ex, err) < 0)
 		return -1;
-	if (e.pvh)
-		ret = build_pvh(gm, &ex, &pg, err);
-	else
-		ret = build_boot_params(gm, &ex, &bp, err);
-	if (ret < 0)
-		return -1;
+	if (e->pvh)
+		return build_pvh(gm, &p->ex, &p->pg, err);
+	return build_boot_params(gm, &p->ex, hdr, &p->bp, err);
+}
 
-	/* Everything is checked: from here on nothing can fail. */
-	write_segments(gm, &e);
-	x86_write_extras(gm, &ex);
-	if (e.pvh) {
-		guest_mem_write(gm, X86_PVH_INFO_ADDR, &pg, sizeof(pg));
+void x86_elf_commit(const struct guest_mem *gm, const struct x86_elf *e,
+		    const struct x86_elf_plan *p, struct x86_boot *out)
+{
+	x86_write_extras(gm, &p->ex);
+	if (e->pvh) {
+		guest_mem_write(gm, X86_PVH_INFO_ADDR, &p->pg, sizeof(p->pg));
 		out->mode = X86_ENTRY_PVH;
 		out->info_gpa = X86_PVH_INFO_ADDR;
 	} else {
-		guest_mem_write(gm, X86_BOOT_PARAMS_ADDR, &bp, sizeof(bp));
+		guest_mem_write(gm, X86_BOOT_PARAMS_ADDR, &p->bp, sizeof(p->bp));
 		out->mode = X86_ENTRY_LINUX64;
 		out->info_gpa = X86_BOOT_PARAMS_ADDR;
 	}
-	out->entry = entry;
+	out->entry = p->entry;
+}
+
+int x86_load_elf(const struct guest_mem *gm, const struct x86_boot_config *cfg,
+		 struct x86_boot *out, struct kerr *err)
+{
+	struct x86_elf e = {
+	    .img = cfg->kernel, .len = cfg->kernel_len, .file_len = cfg->kernel_len};
+	struct x86_elf_plan p;
+
+	out->note[0] = '\0';
+	if (x86_elf_check_ehdr(&e, err) < 0 || x86_elf_check_phdrs(gm, &e, err) < 0 ||
+	    x86_elf_plan(gm, cfg, &e, NULL, &p, err) < 0)
+		return -1;
+	/* Everything is checked: from here on nothing can fail. */
+	write_segments(gm, &e);
+	x86_elf_commit(gm, &e, &p, out);
 	return 0;
 }

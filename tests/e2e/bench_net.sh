@@ -98,7 +98,7 @@ bench() {
     run_vmm -t 600 $name "$@" &
     VP=$!
     KP=
-    wait_for 30 pidof $prog && KP=$(pidof $prog)
+    wait_for 30 vmm_pid $prog && KP=$(vmm_pid $prog)
     (
         wait_for 60 ip link show kt0 || { echo "H: no kt0"; exit 1; }
         ip addr add 10.77.0.1/24 dev kt0; ip link set kt0 up

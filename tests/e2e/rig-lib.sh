@@ -117,6 +117,18 @@ wait_console() {
     echo "H: timeout waiting for '$2'"; return 1
 }
 
+# vmm_pid PROG: the pid of the running PROG that is not a child of another PROG (kestrel
+# forks a short-lived kernel decompressor, which pidof lists too); fails if there is none.
+vmm_pid() {
+    local p pp
+    for p in $(pidof "$1"); do
+        pp=$(awk '/^PPid:/ {print $2}' /proc/$p/status 2> /dev/null) || continue
+        [ -n "$pp" ] || continue
+        case " $(pidof "$1") " in *" $pp "*) continue ;; esac
+        echo "$p"; return 0
+    done
+    return 1
+}
 # start_vmm NAME CMD...: run_vmm (limit $L, default 90 s) in the background; VP is its pid,
 # KP the VMM's (CMD's first word) once it runs, for wait_console and CPU-time readings.
 start_vmm() {
@@ -124,7 +136,7 @@ start_vmm() {
     run_vmm -t "${L:-90}" "$name" "$@" &
     VP=$!
     KP=
-    wait_for 30 pidof "$prog" && KP=$(pidof "$prog")
+    wait_for 30 vmm_pid "$prog" && KP=$(vmm_pid "$prog")
 }
 # host_settle: give the next VM the same start as the last: write back and drop the page
 # cache and compact free memory. A 1 GiB guest booted after another one in the same test

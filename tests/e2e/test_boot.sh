@@ -9,7 +9,10 @@
 # host, with the cross-built kestrel (arm64_kestrel) unless --kestrel names one. LIST is a
 # comma list of:
 #   bzimage  boot Debian's kernel (x86: the bzImage; arm64: the Image), the guest prints
-#            KESTREL-GUEST-INIT-OK, exit 0
+#            KESTREL-GUEST-INIT-OK, exit 0; on x86 kestrel says (-v) that it decompressed
+#            the bzImage's xz payload itself
+#   guestunpack  (x86, kestrel) the bzImage with --kernel-unpack guest: the kernel
+#            decompresses itself, boots to init, exit 0
 #   elf      the same from the ELF vmlinux (x86 only)
 #   gzimage  the same from the Image gzip-compressed in the test host (arm64 only)
 #   reboot   guest `reboot -f` -> exit status 0
@@ -49,7 +52,9 @@ if [ "$ARCH" = arm64 ]; then
     # No debug-exit device in QEMU's virt machine.
     [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,debugexit,/,/; s/,sigterm,/,/; s/^,//; s/,$//')
 else
-    CHECKS=${CHECKS:-bzimage,elf,reboot,poweroff,cpus,memory,debugexit,panic}
+    CHECKS=${CHECKS:-bzimage,guestunpack,elf,reboot,poweroff,cpus,memory,debugexit,panic}
+    # QEMU has no such choice: it always leaves the bzImage to decompress itself.
+    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,guestunpack,/,/; s/^,//; s/,$//')
 fi
 rig_args=(--timeout 580 ${STAMP:+--stamp "$STAMP"})
 case $VMM in
@@ -75,7 +80,8 @@ trap 'rm -f "$scenario"' EXIT
     echo "rig_note \"VMM under test: \$VMM\""
     # A guest scenario that does nothing: the guest's /init reboots after it.
     echo 'G_NOP=$(echo "echo nothing to do" | guest_initrd nop)'
-    want bzimage && echo "run_vmm -t \$L bzimage \$VMM --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$CMD'"
+    want bzimage && echo "run_vmm -t \$L bzimage \$VMM -v --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$CMD'"
+    want guestunpack && echo "run_vmm -t \$L guestunpack \$VMM -v --kernel-unpack guest --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$CMD'"
     want gzimage && cat <<EOF
 gzip -1 -c \$VMLINUZ > \$RIG_WORK/Image.gz
 run_vmm -t \$L gzimage \$VMM --kernel \$RIG_WORK/Image.gz --initrd \$G_NOP --cmdline '$CMD'
@@ -136,6 +142,13 @@ echo "# run dir: $RUN_DIR"
 
 want bzimage && check_rec bzimage "Debian's kernel (x86: bzImage, arm64: Image) boots to init, exit 0" \
     all "expect_out bzimage KESTREL-GUEST-INIT-OK" "expect_status bzimage 0"
+if want bzimage && [ "$ARCH" != arm64 ] && [ "$VMM" = kestrel ]; then
+    unpacked() { rec_err bzimage | grep -E '^kestrel: kernel: xz payload unpacked on the host \([0-9.]+ MB in [0-9]+ ms'; }
+    check_rec bzimage "kestrel decompressed the bzImage's xz payload on the host (-v line)" unpacked
+fi
+want guestunpack && check_rec guestunpack "--kernel-unpack guest: the bzImage decompresses itself, boots to init, exit 0" \
+    all "expect_out guestunpack KESTREL-GUEST-INIT-OK" "expect_status guestunpack 0" \
+        "rec_err guestunpack | grep -F 'kernel: decompressed by the guest (--kernel-unpack guest)' > /dev/null"
 want gzimage && check_rec gzimage "the gzip-compressed Image boots to init, exit 0" \
     all "expect_out gzimage KESTREL-GUEST-INIT-OK" "expect_status gzimage 0"
 want elf && check_rec elf "ELF vmlinux boots to init, exit 0" \

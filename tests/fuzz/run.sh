@@ -25,7 +25,7 @@ TARGETS=(fuzz_virtio_pci fuzz_virtio_mmio fuzz_virtio_blk fuzz_virtio_net fuzz_v
 # A hang is an input slower than this; RSS beyond the limit is a leak or unbounded growth.
 FLAGS=(-timeout=10 -rss_limit_mb=2048 -detect_leaks=1 -max_len=65536)
 
-bash tests/install-deps.sh clang libclang-rt-14-dev meson ninja-build pkg-config liburing-dev libseccomp-dev libfdt-dev zlib1g-dev libcriterion-dev
+bash tests/install-deps.sh clang libclang-rt-14-dev meson ninja-build pkg-config liburing-dev libseccomp-dev libfdt-dev zlib1g-dev liblzma-dev libcriterion-dev
 
 [ -f "$build/build.ninja" ] || CC=clang meson setup "$build" -Dfuzzing=true
 ninja -C "$build" "${TARGETS[@]/#/tests/fuzz/}"

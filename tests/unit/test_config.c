@@ -470,3 +470,31 @@ Test(config, its_choice)
 	EXPECT_FAIL("bad --its 'maybe': expected auto, on or off", "--kernel", "k", "--its",
 		    "maybe");
 }
+
+/* --kernel-unpack: host by default; guest where kernels can decompress themselves (x86). */
+Test(config, kernel_unpack)
+{
+	struct vm_config cfg;
+	struct kerr err = {{0}};
+
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k"), 0, "%s", err.msg);
+	cr_assert_eq(cfg.kernel_unpack, KERNEL_UNPACK_HOST);
+	config_free(&cfg);
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--kernel-unpack", "host"), 0, "%s",
+		     err.msg);
+	cr_assert_eq(cfg.kernel_unpack, KERNEL_UNPACK_HOST);
+	config_free(&cfg);
+	EXPECT_FAIL("bad --kernel-unpack 'auto': expected host or guest", "--kernel", "k",
+		    "--kernel-unpack", "auto");
+	EXPECT_FAIL("--kernel-unpack", "--kernel", "k", "--kernel-unpack");
+	if (!arch_layout.kernel_self_unpack) {
+		EXPECT_FAIL("--kernel-unpack guest: this architecture's kernels cannot "
+			    "decompress themselves",
+			    "--kernel", "k", "--kernel-unpack", "guest");
+		return;
+	}
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--kernel-unpack", "guest"), 0, "%s",
+		     err.msg);
+	cr_assert_eq(cfg.kernel_unpack, KERNEL_UNPACK_GUEST);
+	config_free(&cfg);
+}

@@ -1,0 +1,389 @@
+/*
+ * A bzImage whose payload is an xz-compressed vmlinux: kestrel decompresses it on the host
+ * (arch/x86/boot_unpack.c) and enters the ELF, or falls back to letting the bzImage
+ * decompress itself. The payloads are made here with liblzma, with the kernel's filter chain
+ * (x86 BCJ, then LZMA2) and its CRC32 check.
+ */
+#include <criterion/criterion.h>
+#include <elf.h>
+#include <lzma.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/x86/boot.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/pvh.h"
+#include "fixture_kernel_images.h"
+#include "fixture_loaders.h"
+
+TestSuite(unpack, .init = map_ram, .fini = unmap_ram);
+
+#define SEG0_PADDR (16 * MiB)
+#define SEG1_PADDR (20 * MiB)
+#define PVH_ENTRY (SEG0_PADDR + 0x123)
+#define PAYLOAD_OFF 0x100 /* inside the protected-mode part, like a real bzImage's */
+
+struct seg {
+	uint64_t off, paddr, filesz, memsz;
+};
+
+/* Two segments like vmlinux's text and data+bss, a gap, a note inside the text, a tail. */
+static const struct seg default_segs[2] = {
+    {0x2000, SEG0_PADDR, 0x5000, 0x5000},
+    {0x9000, SEG1_PADDR, 0x3000, 0x7000},
+};
+#define NOTE_OFF 0x4800 /* in segment 0, beyond the first 4 KiB */
+
+static uint8_t seg_byte(int s, uint64_t i)
+{
+	return (uint8_t)(i * 7 + 3 + s * 101);
+}
+
+/* A vmlinux.bin-like ELF: PT_LOADs, a PT_NOTE (PVH entry if pvh), GNU_STACK, tail bytes. */
+static uint8_t *make_vmlinux(const struct seg *segs, int n, bool pvh, size_t *len)
+{
+	size_t end = NOTE_OFF + 64, tail = 0x1800;
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	uint8_t *img;
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (segs[i].off + segs[i].filesz > end)
+			end = segs[i].off + segs[i].filesz;
+	img = calloc(1, end + tail);
+	cr_assert_not_null(img);
+	memset(&eh, 0, sizeof(eh));
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	eh.e_ident[EI_DATA] = ELFDATA2LSB;
+	eh.e_ident[EI_VERSION] = EV_CURRENT;
+	eh.e_type = ET_EXEC;
+	eh.e_machine = EM_X86_64;
+	eh.e_version = EV_CURRENT;
+	eh.e_entry = SEG0_PADDR;
+	eh.e_phoff = sizeof(eh);
+	eh.e_ehsize = sizeof(eh);
+	eh.e_phentsize = sizeof(Elf64_Phdr);
+	eh.e_phnum = (uint16_t)(n + 2);
+	memcpy(img, &eh, sizeof(eh));
+
+	for (int i = 0; i < n; i++) {
+		ph = (Elf64_Phdr){.p_type = PT_LOAD,
+				  .p_flags = PF_R | PF_W | PF_X,
+				  .p_offset = segs[i].off,
+				  .p_vaddr = 0xffffffff80000000ULL + segs[i].paddr,
+				  .p_paddr = segs[i].paddr,
+				  .p_filesz = segs[i].filesz,
+				  .p_memsz = segs[i].memsz,
+				  .p_align = 0x1000};
+		memcpy(img + sizeof(eh) + k++ * sizeof(ph), &ph, sizeof(ph));
+		for (uint64_t j = 0; j < segs[i].filesz; j++)
+			img[segs[i].off + j] = seg_byte(i, j);
+	}
+	/* The note: Xen's PHYS32_ENTRY if pvh, else an unrelated Xen note. */
+	Elf64_Nhdr nh = {
+	    .n_namesz = 4, .n_descsz = 8, .n_type = pvh ? PVH_ELFNOTE_PHYS32_ENTRY : 1};
+	uint64_t v = PVH_ENTRY;
+	memcpy(img + NOTE_OFF, &nh, sizeof(nh));
+	memcpy(img + NOTE_OFF + sizeof(nh), "Xen", 4);
+	memcpy(img + NOTE_OFF + sizeof(nh) + 4, &v, 8);
+	ph = (Elf64_Phdr){.p_type = PT_NOTE,
+			  .p_offset = NOTE_OFF,
+			  .p_filesz = sizeof(nh) + 4 + 8,
+			  .p_memsz = sizeof(nh) + 4 + 8,
+			  .p_align = 4};
+	memcpy(img + sizeof(eh) + k++ * sizeof(ph), &ph, sizeof(ph));
+	ph = (Elf64_Phdr){.p_type = PT_GNU_STACK, .p_flags = PF_R | PF_W, .p_align = 16};
+	memcpy(img + sizeof(eh) + k * sizeof(ph), &ph, sizeof(ph));
+	for (size_t j = 0; j < tail; j++) /* like vmlinux.relocs: not loaded */
+		img[end + j] = 0xee;
+	*len = end + tail;
+	return img;
+}
+
+/* xz as the kernel's build makes it: x86 BCJ + LZMA2, CRC32. */
+static uint8_t *xz(const uint8_t *in, size_t len, size_t *out_len)
+{
+	lzma_options_lzma opt;
+	lzma_filter f[3] = {
+	    {LZMA_FILTER_X86, NULL}, {LZMA_FILTER_LZMA2, &opt}, {LZMA_VLI_UNKNOWN, NULL}};
+	size_t cap = lzma_stream_buffer_bound(len), pos = 0;
+	uint8_t *out = malloc(cap);
+
+	cr_assert_not_null(out);
+	cr_assert_eq(lzma_lzma_preset(&opt, 0), 0);
+	cr_assert_eq(lzma_stream_buffer_encode(f, LZMA_CHECK_CRC32, NULL, in, len, out, &pos, cap),
+		     LZMA_OK);
+	*out_len = pos;
+	return out;
+}
+
+/*
+ * A bzImage whose protected-mode part holds payload (plus the 4-byte output size the kernel's
+ * build appends) at PAYLOAD_OFF; payload_length claims claim bytes (0: the real length).
+ */
+static uint8_t *wrap(const uint8_t *payload, size_t len, uint32_t out_size, size_t claim,
+		     size_t *img_len)
+{
+	struct bz_spec s = bz_default();
+	struct setup_header h;
+	uint8_t *img;
+	size_t setup = bz_setup_len(&s);
+
+	s.pm_size = (uint32_t)((PAYLOAD_OFF + len + 4 + 0x200 + 15) & ~15UL);
+	img = make_bzimage(&s, img_len);
+	memcpy(img + setup + PAYLOAD_OFF, payload, len);
+	memcpy(img + setup + PAYLOAD_OFF + len, &out_size, 4);
+	memcpy(&h, img + 0x1f1, sizeof(h));
+	h.payload_offset = PAYLOAD_OFF;
+	h.payload_length = (uint32_t)(claim ? claim : len + 4);
+	memcpy(img + 0x1f1, &h, sizeof(h));
+	return img;
+}
+
+struct kernel {
+	uint8_t *elf, *xz, *img;
+	size_t elf_len, xz_len, img_len;
+};
+
+static void make_kernel(struct kernel *k, const struct seg *segs, int n, bool pvh)
+{
+	k->elf = make_vmlinux(segs, n, pvh, &k->elf_len);
+	k->xz = xz(k->elf, k->elf_len, &k->xz_len);
+	k->img = wrap(k->xz, k->xz_len, (uint32_t)k->elf_len, 0, &k->img_len);
+}
+
+static void free_kernel(struct kernel *k)
+{
+	free(k->elf);
+	free(k->xz);
+	free(k->img);
+}
+
+static int load(const struct kernel *k, const char *cmdline, bool in_guest, struct x86_boot *out)
+{
+	struct x86_boot_config cfg = {.kernel = k->img,
+				      .kernel_len = k->img_len,
+				      .cmdline = cmdline,
+				      .unpack_in_guest = in_guest};
+
+	memset(out, 0, sizeof(*out));
+	return x86_load_kernel(&gm, &cfg, out, &err);
+}
+
+static void check_segments(const struct kernel *k, const struct seg *segs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const uint8_t *p = gp(segs[i].paddr, segs[i].memsz);
+
+		cr_assert_eq(memcmp(p, k->elf + segs[i].off, segs[i].filesz), 0,
+			     "segment %d differs", i);
+		cr_assert(all_zero(p + segs[i].filesz, segs[i].memsz - segs[i].filesz),
+			  "segment %d's bss is not zero", i);
+	}
+}
+
+/* Booted the old way: the protected-mode part at 1 MiB, entered at startup_64. */
+static void check_old_path(const struct kernel *k, const struct x86_boot *out)
+{
+	size_t setup = bz_setup_len(&(struct bz_spec){.setup_sects = 7});
+
+	cr_assert_eq(out->mode, X86_ENTRY_LINUX64);
+	cr_assert_eq(out->entry, X86_HIMEM_START + 0x200);
+	cr_assert_eq(
+	    memcmp(gp(X86_HIMEM_START, k->img_len - setup), k->img + setup, k->img_len - setup), 0);
+	/* Nothing the host unpack may have begun is left behind. */
+	cr_assert(all_zero(gp(SEG0_PADDR, 8 * MiB), 8 * MiB), "ELF segments left in RAM");
+}
+
+Test(unpack, xz_payload_is_unpacked_and_entered_pvh)
+{
+	struct kernel k;
+	struct x86_boot out;
+	const struct hvm_start_info *si;
+
+	make_kernel(&k, default_segs, 2, true);
+	/* The bss must be written as zero, not merely left so. */
+	memset(gp(SEG1_PADDR + 0x3000, 0x4000), 0xa5, 0x4000);
+	cr_assert_eq(load(&k, "console=ttyS0", false, &out), 0, "%s", err.msg);
+	cr_log_info("%s", out.note);
+	cr_assert_not_null(strstr(out.note, "xz payload unpacked on the host"), "note: %s",
+			   out.note);
+	cr_assert_eq(out.mode, X86_ENTRY_PVH);
+	cr_assert_eq(out.entry, PVH_ENTRY);
+	cr_assert_eq(out.info_gpa, X86_PVH_INFO_ADDR);
+	check_segments(&k, default_segs, 2);
+	si = (const struct hvm_start_info *)gp(X86_PVH_INFO_ADDR, sizeof(*si));
+	cr_assert_eq(si->magic, PVH_START_MAGIC);
+	cr_assert_str_eq((char *)gp(X86_CMDLINE_ADDR, 14), "console=ttyS0");
+	/* Nothing of the bzImage itself at 1 MiB, nothing of the tail after the segments. */
+	cr_assert(all_zero(gp(X86_HIMEM_START, MiB), MiB));
+	cr_assert(all_zero(gp(SEG1_PADDR + 0x7000, MiB), MiB));
+	free_kernel(&k);
+}
+
+Test(unpack, without_pvh_note_enters_64bit_with_the_bzimage_header)
+{
+	struct kernel k;
+	struct x86_boot out;
+	const struct boot_params *bp;
+
+	make_kernel(&k, default_segs, 2, false);
+	cr_assert_eq(load(&k, "quiet", false, &out), 0, "%s", err.msg);
+	cr_assert_eq(out.mode, X86_ENTRY_LINUX64);
+	cr_assert_eq(out.entry, SEG0_PADDR);
+	cr_assert_eq(out.info_gpa, X86_BOOT_PARAMS_ADDR);
+	check_segments(&k, default_segs, 2);
+	bp = (const struct boot_params *)gp(X86_BOOT_PARAMS_ADDR, sizeof(*bp));
+	cr_assert_eq(bp->hdr.version, 0x020f, "the zero page has the bzImage's setup header");
+	cr_assert_eq(bp->hdr.cmdline_size, 2047);
+	cr_assert_eq(bp->hdr.loadflags, LOADED_HIGH | CAN_USE_HEAP);
+	cr_assert_eq(bp->hdr.cmd_line_ptr, X86_CMDLINE_ADDR);
+	check_e820(bp->e820_table, bp->e820_entries);
+	free_kernel(&k);
+}
+
+Test(unpack, the_bzimage_cmdline_limit_still_holds)
+{
+	struct kernel k;
+	struct x86_boot out;
+	char cmdline[2100];
+
+	memset(cmdline, 'a', sizeof(cmdline) - 1);
+	cmdline[sizeof(cmdline) - 1] = '\0';
+	make_kernel(&k, default_segs, 2, true);
+	assert_fails(load(&k, cmdline, false, &out), "accepts at most 2047");
+	free_kernel(&k);
+}
+
+Test(unpack, kernel_unpack_guest_boots_the_bzimage)
+{
+	struct kernel k;
+	struct x86_boot out;
+
+	make_kernel(&k, default_segs, 2, true);
+	cr_assert_eq(load(&k, NULL, true, &out), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(out.note, "--kernel-unpack guest"), "note: %s", out.note);
+	check_old_path(&k, &out);
+	free_kernel(&k);
+}
+
+Test(unpack, payload_not_xz_boots_the_bzimage)
+{
+	static const uint8_t gz[] = {0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4};
+	struct kernel k = {0};
+	struct x86_boot out;
+
+	k.img = wrap(gz, sizeof(gz), 1000, 0, &k.img_len);
+	cr_assert_eq(load(&k, NULL, false, &out), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(out.note, "payload is gzip, not xz"), "note: %s", out.note);
+	check_old_path(&k, &out);
+	free_kernel(&k);
+}
+
+Test(unpack, corrupt_xz_is_an_error)
+{
+	struct kernel k;
+	struct x86_boot out;
+	size_t setup = bz_setup_len(&(struct bz_spec){.setup_sects = 7});
+
+	make_kernel(&k, default_segs, 2, true);
+	/* A byte inside the LZMA2 data: decoding fails, or the CRC32 at the end does. */
+	k.img[setup + PAYLOAD_OFF + k.xz_len / 2] ^= 0x55;
+	assert_fails(load(&k, NULL, false, &out), "kernel image is corrupt: its xz payload");
+	free_kernel(&k);
+}
+
+Test(unpack, truncated_xz_is_an_error)
+{
+	struct kernel k;
+	struct x86_boot out;
+
+	k.elf = make_vmlinux(default_segs, 2, true, &k.elf_len);
+	k.xz = xz(k.elf, k.elf_len, &k.xz_len);
+	/* payload_length says the stream stops halfway. */
+	k.img = wrap(k.xz, k.xz_len, (uint32_t)k.elf_len, k.xz_len / 2, &k.img_len);
+	assert_fails(load(&k, NULL, false, &out),
+		     "kernel image is corrupt: its xz payload is cut off");
+	free_kernel(&k);
+}
+
+Test(unpack, segments_out_of_file_order_fall_back)
+{
+	/* Segment 1 comes first in the program headers but later in the file. */
+	const struct seg segs[2] = {default_segs[1], default_segs[0]};
+	struct kernel k;
+	struct x86_boot out;
+
+	make_kernel(&k, segs, 2, true);
+	cr_assert_eq(load(&k, NULL, false, &out), 0, "%s", err.msg);
+	cr_log_info("%s", out.note);
+	cr_assert_not_null(strstr(out.note, "not in file order"), "note: %s", out.note);
+	check_old_path(&k, &out);
+	free_kernel(&k);
+}
+
+Test(unpack, segment_outside_ram_falls_back)
+{
+	struct seg segs[2] = {default_segs[0], default_segs[1]};
+	struct kernel k;
+	struct x86_boot out;
+
+	segs[1].paddr = RAM_SIZE - 0x1000; /* its 0x7000 bytes run past the end of RAM */
+	make_kernel(&k, segs, 2, true);
+	cr_assert_eq(load(&k, NULL, false, &out), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(out.note, "outside guest RAM"), "note: %s", out.note);
+	check_old_path(&k, &out);
+	free_kernel(&k);
+}
+
+Test(unpack, xz_that_is_not_an_elf_falls_back)
+{
+	struct kernel k;
+	struct x86_boot out;
+	uint8_t *junk = pattern(0x8000, 5);
+
+	k.elf = NULL;
+	k.xz = xz(junk, 0x8000, &k.xz_len);
+	k.img = wrap(k.xz, k.xz_len, 0x8000, 0, &k.img_len);
+	cr_assert_eq(load(&k, NULL, false, &out), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(out.note, "not an ELF"), "note: %s", out.note);
+	check_old_path(&k, &out);
+	free(junk);
+	free_kernel(&k);
+}
+
+Test(unpack, elf_cut_short_inside_a_segment_falls_back)
+{
+	struct kernel k;
+	struct x86_boot out;
+
+	k.elf = make_vmlinux(default_segs, 2, true, &k.elf_len);
+	/* A sound xz stream of an ELF that ends in its second segment. */
+	k.xz = xz(k.elf, default_segs[1].off + 0x100, &k.xz_len);
+	k.img = wrap(k.xz, k.xz_len, (uint32_t)k.elf_len, 0, &k.img_len);
+	cr_assert_eq(load(&k, NULL, false, &out), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(out.note, "ends inside segment"), "note: %s", out.note);
+	check_old_path(&k, &out);
+	free_kernel(&k);
+}
+
+/* A segment that starts among the first 4 KiB (read with the headers) and a note in a gap. */
+Test(unpack, segment_in_the_header_bytes_and_note_in_a_gap)
+{
+	const struct seg segs[2] = {
+	    {0x100, SEG0_PADDR, 0x2000, 0x2800}, /* ends at 0x2100, before the note */
+	    default_segs[1],
+	};
+	struct kernel k;
+	struct x86_boot out;
+
+	make_kernel(&k, segs, 2, true);
+	cr_assert_eq(load(&k, NULL, false, &out), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(out.note, "unpacked on the host"), "note: %s", out.note);
+	cr_assert_eq(out.mode, X86_ENTRY_PVH);
+	cr_assert_eq(out.entry, PVH_ENTRY);
+	check_segments(&k, segs, 2);
+	free_kernel(&k);
+}
