@@ -189,7 +189,7 @@ struct unpack {
 	uint8_t *notes; /* every PT_NOTE's bytes, back to back */
 	int last_seg;	/* the last PT_LOAD written to (-1: none) and how far */
 	uint64_t last_done;
-	const char *miss; /* for the note: "cache miss; " when there is a cache */
+	const char *miss; /* for the note: "; cache miss" when there is a cache */
 };
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -529,12 +529,12 @@ static int unpack(struct unpack *u, pid_t pid, double t0, const struct x86_boot_
 	if (!streamed || enter(u, cfg, hdr, out, &why) < 0)
 		goto fallback;
 	snprintf(out->note, sizeof(out->note),
-		 "kernel: xz payload unpacked on the host (%s%.1f MB in %.0f ms; the decoder "
-		 "process: %.0f ms CPU, peak RSS %ld MiB)",
-		 u->miss, u->off / 1e6, now_ms() - t0,
+		 "kernel: xz payload unpacked on the host (%.1f MB in %.0f ms; the decoder "
+		 "process: %.0f ms CPU, peak RSS %ld MiB%s)",
+		 u->off / 1e6, now_ms() - t0,
 		 (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
 		     (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3,
-		 ru.ru_maxrss >> 10);
+		 ru.ru_maxrss >> 10, u->miss);
 	return 0;
 fallback:
 	snprintf(out->note, sizeof(out->note),
@@ -566,7 +566,7 @@ int x86_unpack_bzimage(const struct guest_mem *gm, const struct x86_boot_config 
 		free(u.notes);
 		return 0;
 	}
-	u.miss = c ? "cache miss; " : "";
+	u.miss = c ? "; cache miss" : "";
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		snprintf(out->note, sizeof(out->note),
 			 "kernel: not unpacked on the host (pipe: %s): decompressed by the guest",
