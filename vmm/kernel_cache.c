@@ -39,6 +39,7 @@ struct entry_hdr {
 static int cache_dir(struct kernel_cache *kc, bool make)
 {
 	const char *d = getenv("KESTREL_CACHE_DIR"), *base = "", *sub = "";
+	struct stat st;
 
 	if (!kc->dir[0]) {
 		if (!d || !*d) {
@@ -63,9 +64,7 @@ static int cache_dir(struct kernel_cache *kc, bool make)
 			return -1;
 		}
 	}
-	if (!make)
-		return 0;
-	for (char *p = kc->dir + 1;; p++) {
+	for (char *p = kc->dir + 1; make; p++) {
 		char c = *p;
 
 		if (c != '/' && c != '\0')
@@ -79,8 +78,19 @@ static int cache_dir(struct kernel_cache *kc, bool make)
 			return -1;
 		}
 		if (!c)
-			return 0;
+			break;
 	}
+	/* Its entries are booted: only a directory of this user's that no one else can write. */
+	if (stat(kc->dir, &st) < 0)
+		return -1; /* none yet: a miss */
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+		snprintf(kc->note, sizeof(kc->note),
+			 "kernel cache: not used (%.100s: not a directory of this user's that only "
+			 "it can write)",
+			 kc->dir);
+		return -1;
+	}
+	return 0;
 }
 
 static int full_read(int fd, void *buf, size_t n)

@@ -551,7 +551,16 @@ Test(unpack, unusable_cache_dir_still_boots)
 	cr_assert_not_null(strstr(out.note, "unpacked on the host"), "note: %s", out.note);
 	cr_assert_not_null(strstr(kc.note, "kernel cache: not used"), "cache: %s", kc.note);
 	check_segments(&k, default_segs, 2);
+	/* A directory others can write is not used: its entries would be booted. */
+	fresh_cache(&kc);
+	cr_assert_eq(chmod(cache_dir, 0777), 0);
+	clear_ram();
+	cr_assert_eq(load_cached(&k, NULL, false, &kc, &out), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(kc.note, "only it can write"), "cache: %s", kc.note);
+	check_segments(&k, default_segs, 2);
+	cr_assert_eq(entries(NULL, 0), 0);
 	free_kernel(&k);
+	remove_cache();
 }
 
 Test(unpack, cache_keeps_at_most_its_bound)
