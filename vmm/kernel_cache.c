@@ -163,6 +163,8 @@ static int cache_lookup(void *opaque, const uint8_t *payload, size_t len, uint64
 	uint32_t crc = payload_crc(payload, len);
 	int fd;
 
+	kc->crc = crc; /* for begin(), on a miss */
+	kc->crc_len = len;
 	snprintf(kc->name, sizeof(kc->name), "%zu-%08x" ENTRY_SUFFIX, len, crc);
 	if (cache_dir(kc, false) < 0)
 		return -1;
@@ -194,7 +196,8 @@ static int cache_begin(void *opaque, const uint8_t *payload, size_t len)
 			      .version = ENTRY_VERSION,
 			      .hdr_len = sizeof(h),
 			      .payload_len = len,
-			      .crc = payload_crc(payload, len)};
+			      .crc = kc->crc_len == len && kc->name[0] ? kc->crc
+								       : payload_crc(payload, len)};
 	int fd;
 
 	if (cache_dir(kc, true) < 0)

@@ -18,7 +18,9 @@ struct kernel_cache {
 	char dir[PATH_MAX];	      /* empty until first used */
 	char hit[PATH_MAX + 80];      /* the entry a lookup found */
 	char name[64];		      /* the entry for the payload looked up */
-	char note[200];		      /* for -v: why nothing was stored, or where it was */
+	uint32_t crc;		      /* that payload's CRC-32, and its length */
+	size_t crc_len;
+	char note[200]; /* for -v: why nothing was stored, or where it was */
 };
 
 /* Sets up the callbacks; nothing on disk is touched before the loader looks a payload up. */
