@@ -78,6 +78,23 @@ struct arch_mmio_dev {
 	uint32_t irq;
 };
 
+/*
+ * Unpacked kernels kept on disk by vmm/ (vmm/kernel_cache.c), for loaders that decompress a
+ * payload on the host. Every descriptor reads or writes the decompressed stream from its start.
+ */
+struct arch_unpack_cache {
+	void *opaque;
+	/* An exact hit for the payload: a descriptor (the caller closes it) and the stream's
+	 * length in *out_len; -1: a miss. */
+	int (*lookup)(void *opaque, const uint8_t *payload, size_t len, uint64_t *out_len);
+	/* The hit did not load: drop it. */
+	void (*reject)(void *opaque);
+	/* A descriptor the decoder writes the stream to as well, or -1; end() closes it. */
+	int (*begin)(void *opaque, const uint8_t *payload, size_t len);
+	/* The stream (out_len bytes) written to fd loaded (ok): keep it; else drop it. */
+	void (*end)(void *opaque, int fd, bool ok, uint64_t out_len);
+};
+
 /* The machine vmm/ built, and what to boot on it. */
 struct arch_boot {
 	unsigned int nr_cpus;
@@ -91,9 +108,10 @@ struct arch_boot {
 	const char *cmdline;
 	bool
 	    unpack_in_guest; /* let a compressed kernel decompress itself (--kernel-unpack guest) */
-	char note[160];	     /* out: how the kernel was loaded, for -v; may be empty */
-	bool power_button;   /* out: the guest was told of a power button (platform_power_button) */
-	uint8_t *dtb;	     /* out: the device tree the guest got (arm64), or NULL; caller frees */
+	const struct arch_unpack_cache *cache; /* NULL: none (--kernel-cache off) */
+	char note[160];	   /* out: how the kernel was loaded, for -v; may be empty */
+	bool power_button; /* out: the guest was told of a power button (platform_power_button) */
+	uint8_t *dtb;	   /* out: the device tree the guest got (arm64), or NULL; caller frees */
 	size_t dtb_len;
 };
 

@@ -47,6 +47,9 @@ const char *config_usage(void)
 	       "  --kernel-unpack host|guest\n"
 	       "                    who decompresses an x86 bzImage's xz kernel: kestrel\n"
 	       "                    (default, falls back to guest) or the kernel itself\n"
+	       "  --kernel-cache on|off\n"
+	       "                    keep kernels kestrel unpacked in $KESTREL_CACHE_DIR (or\n"
+	       "                    ~/.cache/kestrel) for the next boot (default: on)\n"
 	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
 	       "  -v, --verbose     log start-up timing to stderr, and device counters at exit\n"
 	       "  -h, --help        this text\n"
@@ -131,6 +134,7 @@ enum {
 	OPT_ACPI,
 	OPT_SHUTDOWN_TIMEOUT,
 	OPT_KERNEL_UNPACK,
+	OPT_KERNEL_CACHE,
 };
 
 /*
@@ -424,6 +428,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"acpi", required_argument, NULL, OPT_ACPI},
 	    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
 	    {"kernel-unpack", required_argument, NULL, OPT_KERNEL_UNPACK},
+	    {"kernel-cache", required_argument, NULL, OPT_KERNEL_CACHE},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
@@ -434,6 +439,7 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	cfg->memory = KESTREL_DEFAULT_MEMORY;
 	cfg->cpus = 1;
 	cfg->seccomp = true;
+	cfg->kernel_cache = true;
 	cfg->shutdown_timeout = KESTREL_DEFAULT_SHUTDOWN_TIMEOUT;
 	cfg->acpi = ACPI_ON; /* poweroff and SIGTERM need it; acpi=off guests keep the MP table */
 
@@ -523,6 +529,13 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 				return kerr_set(err,
 						"bad --kernel-unpack '%s': expected host or guest",
 						optarg);
+			break;
+		case OPT_KERNEL_CACHE:
+			choice = parse_choice(optarg);
+			if (choice != 1 && choice != 2)
+				return kerr_set(err, "bad --kernel-cache '%s': expected on or off",
+						optarg);
+			cfg->kernel_cache = choice == 1;
 			break;
 		case OPT_ITS:
 			if (!arch_layout.msi_devid) /* no ITS to have */

@@ -85,7 +85,8 @@ struct vm_config {
 		KERNEL_UNPACK_HOST, /* kestrel decompresses what it can (default) */
 		KERNEL_UNPACK_GUEST /* a bzImage decompresses itself in the guest */
 	} kernel_unpack;
-	bool seccomp; /* per-thread system call filters (on unless --seccomp=off) */
+	bool kernel_cache; /* keep unpacked kernels on disk (on unless --kernel-cache off) */
+	bool seccomp;	   /* per-thread system call filters (on unless --seccomp=off) */
 	bool verbose;
 	bool help;
 	bool version;

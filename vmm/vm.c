@@ -12,6 +12,7 @@
 #include "arch/arch.h"
 #include "virtio/mmio.h"
 #include "vmm/file_map.h"
+#include "vmm/kernel_cache.h"
 #include "vmm/kvm_dev.h"
 #include "vmm/platform.h"
 #include "vmm/vcpu.h"
@@ -202,6 +203,7 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 {
 	struct file_map kernel = {0}, initrd = {0};
 	struct arch_mmio_dev mmio[PCI_DEVICES_MAX];
+	struct kernel_cache kcache;
 	size_t cap = arch_layout.cmdline_max;
 	char *cmdline = malloc(cap);
 	int rc = -1;
@@ -238,9 +240,14 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	b.initrd = initrd.data;
 	b.initrd_len = initrd.len;
 	b.unpack_in_guest = cfg->kernel_unpack == KERNEL_UNPACK_GUEST;
+	kernel_cache_init(&kcache);
+	if (cfg->kernel_cache && !b.unpack_in_guest)
+		b.cache = &kcache.ops;
 	rc = arch_boot(vm->arch, &vm->mem, &b, vm->vcpus[0].fd, err);
 	if (rc == 0 && vm->verbose && b.note[0])
 		fprintf(stderr, "kestrel: %s\n", b.note);
+	if (rc == 0 && vm->verbose && kcache.note[0])
+		fprintf(stderr, "kestrel: %s\n", kcache.note);
 	vm->power_button = b.power_button;
 	if (rc == 0 && cfg->dump_dtb)
 		rc = dump_dtb(cfg->dump_dtb, b.dtb, b.dtb_len, err);

@@ -161,6 +161,7 @@ int arch_boot(struct arch_vm *a, const struct guest_mem *gm, struct arch_boot *b
 	    .cmdline = b->cmdline,
 	    .acpi_rsdp = rsdp,
 	    .unpack_in_guest = b->unpack_in_guest,
+	    .cache = b->cache,
 	};
 	int ret = x86_load_kernel(gm, &bc, &boot, err);
 

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch/arch.h"
 #include "vmm/error.h"
 #include "vmm/guest_mem.h"
 
@@ -39,6 +40,7 @@ struct x86_boot_config {
 	const char *cmdline;
 	uint64_t acpi_rsdp;   /* the RSDP's address for boot_params / hvm_start_info; 0: none */
 	bool unpack_in_guest; /* a bzImage decompresses itself, even when kestrel could */
+	const struct arch_unpack_cache *cache; /* unpacked kernels on disk; NULL: none */
 };
 
 /* Detects the format (bzImage or ELF) and loads it; "not a kernel" errors name the reason. */

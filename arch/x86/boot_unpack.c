@@ -14,6 +14,10 @@
  * the pipe's, and no view of guest RAM (MADV_DONTFORK). kestrel is single-threaded here
  * (vm_load_kernel runs before vm_start creates any thread), and the child only computes,
  * writes to the pipe and exits.
+ *
+ * With a cache of unpacked kernels (cfg->cache, kept by vmm/kernel_cache.c), an exact hit is
+ * streamed from its file the same way, with no decoder; on a miss the child also writes the
+ * stream to a descriptor the cache gave, which the cache keeps once the kernel has loaded.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -107,7 +111,18 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static _Noreturn void child_decode(const uint8_t *in, size_t len, int fd)
+/* Closes every descriptor but a and b (b may be -1). */
+static int keep_only(int a, int b)
+{
+	unsigned int lo = (unsigned int)(b >= 0 && b < a ? b : a),
+		     hi = (unsigned int)(b > a ? b : a);
+
+	return (lo > 0 && close_range(0, lo - 1, 0) < 0) ||
+	       (hi > lo + 1 && close_range(lo + 1, hi - 1, 0) < 0) ||
+	       close_range(hi + 1, ~0U, 0) < 0;
+}
+
+static _Noreturn void child_decode(const uint8_t *in, size_t len, int fd, int cfd)
 {
 	struct arena a = {.size = UNPACK_ARENA};
 	lzma_allocator al = {arena_alloc, arena_free, &a};
@@ -126,9 +141,9 @@ static _Noreturn void child_decode(const uint8_t *in, size_t len, int fd)
 		child_exit(CHILD_SETUP);
 	/* For ps and top; a failure changes nothing else. */
 	(void)prctl(PR_SET_NAME, "kestrel-unxz", 0, 0, 0);
-	/* Strict mode still allows write(2) on any descriptor: keep only the pipe's. */
-	if ((fd > 0 && close_range(0, (unsigned int)fd - 1, 0) < 0) ||
-	    close_range((unsigned int)fd + 1, ~0U, 0) < 0)
+	/* Strict mode still allows write(2) on any descriptor: keep only the pipe's (and the
+	 * cache file's). */
+	if (keep_only(fd, cfd))
 		child_exit(CHILD_SETUP);
 #ifndef KESTREL_SANITIZE /* the sanitizers' runtimes make calls of their own */
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0) < 0)
@@ -142,6 +157,9 @@ static _Noreturn void child_decode(const uint8_t *in, size_t len, int fd)
 		r = lzma_code(&s, LZMA_FINISH);
 		if (write_all(fd, out, UNPACK_CHUNK - s.avail_out))
 			child_exit(CHILD_WRITE);
+		/* A full disk only costs the entry (the cache checks the file's size). */
+		if (cfd >= 0 && write_all(cfd, out, UNPACK_CHUNK - s.avail_out))
+			cfd = -1;
 	} while (r == LZMA_OK);
 	switch (r) {
 	case LZMA_STREAM_END:
@@ -171,6 +189,7 @@ struct unpack {
 	uint8_t *notes; /* every PT_NOTE's bytes, back to back */
 	int last_seg;	/* the last PT_LOAD written to (-1: none) and how far */
 	uint64_t last_done;
+	const char *miss; /* for the note: "; cache miss" when there is a cache */
 };
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -418,11 +437,58 @@ static const char *child_reason(int status)
 	}
 }
 
+/* The whole stream is in: its notes, then the boot as for an ELF vmlinux. */
+static int enter(struct unpack *u, const struct x86_boot_config *cfg,
+		 const struct setup_header *hdr, struct x86_boot *out, struct kerr *why)
+{
+	struct x86_elf_plan *plan = malloc(sizeof(*plan));
+	int ret = -1;
+
+	u->e.file_len = u->off;
+	if (!plan)
+		kerr_set(why, "out of memory");
+	else if (read_notes(u, why) == 0 && x86_elf_plan(u->gm, cfg, &u->e, hdr, plan, why) == 0)
+		ret = 0;
+	if (ret == 0)
+		x86_elf_commit(u->gm, &u->e, plan, out);
+	free(plan);
+	return ret;
+}
+
+/*
+ * A hit: the stream from the cache's file, as from the pipe. 0 loaded; 1 not: the entry is
+ * dropped and guest RAM left as it was (the decoder then gives the verdict).
+ */
+static int from_cache(struct unpack *u, int fd, uint64_t len, double t0,
+		      const struct x86_boot_config *cfg, const struct setup_header *hdr,
+		      struct x86_boot *out)
+{
+	struct kerr why = {{0}};
+	bool ok;
+
+	u->fd = fd;
+	ok = read_headers(u, cfg, hdr, &why) == 0 && load_segments(u, &why) == 0 &&
+	     skip_to(u, UINT64_MAX, &why) == 0 && u->off == len &&
+	     enter(u, cfg, hdr, out, &why) == 0;
+	close(fd);
+	u->fd = -1;
+	if (ok) {
+		snprintf(out->note, sizeof(out->note),
+			 "kernel: xz payload from the cache (%.1f MB in %.0f ms)", u->off / 1e6,
+			 now_ms() - t0);
+		return 0;
+	}
+	undo_segments(u);
+	free(u->notes);
+	*u = (struct unpack){.gm = u->gm, .fd = -1, .last_seg = -1};
+	cfg->cache->reject(cfg->cache->opaque);
+	return 1;
+}
+
 /* Streams, with the child decoding; 0 loaded, 1 not (why in err), -1 error. */
 static int unpack(struct unpack *u, pid_t pid, double t0, const struct x86_boot_config *cfg,
 		  const struct setup_header *hdr, struct x86_boot *out, struct kerr *err)
 {
-	struct x86_elf_plan *plan = NULL;
 	struct kerr why = {{0}}, drain;
 	struct rusage ru;
 	int st, ret = 1;
@@ -460,31 +526,20 @@ static int unpack(struct unpack *u, pid_t pid, double t0, const struct x86_boot_
 			kerr_set(&why, "%s", child_reason(st));
 		goto fallback;
 	}
-	if (!streamed)
+	if (!streamed || enter(u, cfg, hdr, out, &why) < 0)
 		goto fallback;
-	u->e.file_len = u->off;
-	plan = malloc(sizeof(*plan));
-	if (!plan) {
-		kerr_set(&why, "out of memory");
-		goto fallback;
-	}
-	if (read_notes(u, &why) < 0 || x86_elf_plan(u->gm, cfg, &u->e, hdr, plan, &why) < 0)
-		goto fallback;
-	x86_elf_commit(u->gm, &u->e, plan, out);
-	free(plan);
 	snprintf(out->note, sizeof(out->note),
 		 "kernel: xz payload unpacked on the host (%.1f MB in %.0f ms; the decoder "
-		 "process: %.0f ms CPU, peak RSS %ld MiB)",
+		 "process: %.0f ms CPU, peak RSS %ld MiB%s)",
 		 u->off / 1e6, now_ms() - t0,
 		 (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
 		     (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3,
-		 ru.ru_maxrss >> 10);
+		 ru.ru_maxrss >> 10, u->miss);
 	return 0;
 fallback:
 	snprintf(out->note, sizeof(out->note),
 		 "kernel: not unpacked on the host (%.96s): decompressed by the guest", why.msg);
 undo:
-	free(plan);
 	undo_segments(u);
 	return ret;
 }
@@ -493,9 +548,11 @@ int x86_unpack_bzimage(const struct guest_mem *gm, const struct x86_boot_config 
 		       const struct setup_header *hdr, const uint8_t *payload, size_t len,
 		       struct x86_boot *out, struct kerr *err)
 {
+	const struct arch_unpack_cache *c = cfg->cache;
 	struct unpack u = {.gm = gm, .fd = -1, .last_seg = -1};
 	double t0 = now_ms();
-	int fds[2], ret;
+	int fds[2], ret, cfd = -1;
+	uint64_t hit_len;
 	pid_t pid;
 
 	if (len < XZ_MAGIC_LEN || memcmp(payload, XZ_MAGIC, XZ_MAGIC_LEN) != 0) {
@@ -504,6 +561,12 @@ int x86_unpack_bzimage(const struct guest_mem *gm, const struct x86_boot_config 
 			 payload_kind(payload, len));
 		return 1;
 	}
+	if (c && (ret = c->lookup(c->opaque, payload, len, &hit_len)) >= 0 &&
+	    from_cache(&u, ret, hit_len, t0, cfg, hdr, out) == 0) {
+		free(u.notes);
+		return 0;
+	}
+	u.miss = c ? "; cache miss" : "";
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		snprintf(out->note, sizeof(out->note),
 			 "kernel: not unpacked on the host (pipe: %s): decompressed by the guest",
@@ -513,19 +576,25 @@ int x86_unpack_bzimage(const struct guest_mem *gm, const struct x86_boot_config 
 	/* Only an optimisation: a smaller pipe works too. */
 	if (fcntl(fds[1], F_SETPIPE_SZ, UNPACK_PIPE_SIZE) < 0)
 		errno = 0;
+	if (c)
+		cfd = c->begin(c->opaque, payload, len);
 	pid = fork();
 	if (pid == 0)
-		child_decode(payload, len, fds[1]); /* it closes every other descriptor */
+		child_decode(payload, len, fds[1], cfd); /* it closes every other descriptor */
 	close(fds[1]);
 	if (pid < 0) {
 		close(fds[0]);
 		snprintf(out->note, sizeof(out->note),
 			 "kernel: not unpacked on the host (fork: %s): decompressed by the guest",
 			 strerror(errno));
+		if (cfd >= 0)
+			c->end(c->opaque, cfd, false, 0);
 		return 1;
 	}
 	u.fd = fds[0];
 	ret = unpack(&u, pid, t0, cfg, hdr, out, err);
+	if (cfd >= 0)
+		c->end(c->opaque, cfd, ret == 0, u.off);
 	free(u.notes);
 	return ret;
 }

@@ -14,6 +14,9 @@
 #   guestunpack  (x86, kestrel) the bzImage with --kernel-unpack guest: the kernel
 #            decompresses itself, boots to init, exit 0
 #   elf      the same from the ELF vmlinux (x86 only)
+#   kcache   (x86, kestrel) two boots of the bzImage with a fresh KESTREL_CACHE_DIR: the
+#            first is a cache miss (-v: "...; cache miss)", "kernel cache: stored"), the
+#            second a hit ("xz payload from the cache"); both boot to init, exit 0
 #   gzimage  the same from the Image gzip-compressed in the test host (arm64 only)
 #   reboot   guest `reboot -f` -> exit status 0
 #   poweroff guest `poweroff -f` (ACPI S5 on x86, PSCI SYSTEM_OFF on arm64) -> exit status 0
@@ -52,9 +55,9 @@ if [ "$ARCH" = arm64 ]; then
     # No debug-exit device in QEMU's virt machine.
     [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,debugexit,/,/; s/,sigterm,/,/; s/^,//; s/,$//')
 else
-    CHECKS=${CHECKS:-bzimage,guestunpack,elf,reboot,poweroff,cpus,memory,debugexit,panic}
+    CHECKS=${CHECKS:-bzimage,guestunpack,kcache,elf,reboot,poweroff,cpus,memory,debugexit,panic}
     # QEMU has no such choice: it always leaves the bzImage to decompress itself.
-    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,guestunpack,/,/; s/^,//; s/,$//')
+    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,guestunpack,/,/; s/,kcache,/,/; s/^,//; s/,$//')
 fi
 rig_args=(--timeout 580 ${STAMP:+--stamp "$STAMP"})
 case $VMM in
@@ -80,8 +83,18 @@ trap 'rm -f "$scenario"' EXIT
     echo "rig_note \"VMM under test: \$VMM\""
     # A guest scenario that does nothing: the guest's /init reboots after it.
     echo 'G_NOP=$(echo "echo nothing to do" | guest_initrd nop)'
+    # kestrel's cache of unpacked kernels: on the test host's tmpfs, empty at first (so the
+    # bzimage check's boot is the first, a miss; later boots of the bzImage are hits).
+    echo 'export KESTREL_CACHE_DIR=$RIG_WORK/kernel-cache; rm -rf $KESTREL_CACHE_DIR'
     want bzimage && echo "run_vmm -t \$L bzimage \$VMM -v --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$CMD'"
     want guestunpack && echo "run_vmm -t \$L guestunpack \$VMM -v --kernel-unpack guest --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$CMD'"
+    want kcache && cat <<EOF
+export KESTREL_CACHE_DIR=\$RIG_WORK/kcache-check; rm -rf \$KESTREL_CACHE_DIR
+run_vmm -t \$L kcache-miss \$VMM -v --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$QCMD'
+run_vmm -t \$L kcache-hit \$VMM -v --kernel \$VMLINUZ --initrd \$G_NOP --cmdline '$QCMD'
+ls -l \$KESTREL_CACHE_DIR
+export KESTREL_CACHE_DIR=\$RIG_WORK/kernel-cache
+EOF
     want gzimage && cat <<EOF
 gzip -1 -c \$VMLINUZ > \$RIG_WORK/Image.gz
 run_vmm -t \$L gzimage \$VMM --kernel \$RIG_WORK/Image.gz --initrd \$G_NOP --cmdline '$CMD'
@@ -149,6 +162,15 @@ fi
 want guestunpack && check_rec guestunpack "--kernel-unpack guest: the bzImage decompresses itself, boots to init, exit 0" \
     all "expect_out guestunpack KESTREL-GUEST-INIT-OK" "expect_status guestunpack 0" \
         "rec_err guestunpack | grep -F 'kernel: decompressed by the guest (--kernel-unpack guest)' > /dev/null"
+if want kcache; then
+    check_rec kcache-miss "kernel cache, first boot: a miss, the entry stored, boots to init, exit 0" \
+        all "expect_out kcache-miss KESTREL-GUEST-INIT-OK" "expect_status kcache-miss 0" \
+        "rec_err kcache-miss | grep -E '^kestrel: kernel: xz payload unpacked on the host \(.*; cache miss\)'" \
+        "rec_err kcache-miss | grep -F 'kestrel: kernel cache: stored'"
+    check_rec kcache-hit "kernel cache, second boot: a hit (no decoder), boots to init, exit 0" \
+        all "expect_out kcache-hit KESTREL-GUEST-INIT-OK" "expect_status kcache-hit 0" \
+        "rec_err kcache-hit | grep -E '^kestrel: kernel: xz payload from the cache \([0-9.]+ MB in [0-9]+ ms\)'"
+fi
 want gzimage && check_rec gzimage "the gzip-compressed Image boots to init, exit 0" \
     all "expect_out gzimage KESTREL-GUEST-INIT-OK" "expect_status gzimage 0"
 want elf && check_rec elf "ELF vmlinux boots to init, exit 0" \

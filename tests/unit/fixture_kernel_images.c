@@ -168,7 +168,7 @@ int load_elf(const struct elf_spec *s, const char *cmdline, const uint8_t *initr
 {
 	size_t len;
 	uint8_t *img = make_elf(s, &len);
-	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0, false};
+	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0, false, NULL};
 	int ret = x86_load_elf(&gm, &cfg, out, &err);
 
 	free(img);

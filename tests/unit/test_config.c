@@ -498,3 +498,27 @@ Test(config, kernel_unpack)
 	cr_assert_eq(cfg.kernel_unpack, KERNEL_UNPACK_GUEST);
 	config_free(&cfg);
 }
+
+/* --kernel-cache: on by default; on or off. */
+Test(config, kernel_cache)
+{
+	struct vm_config cfg;
+	struct kerr err = {{0}};
+
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k"), 0, "%s", err.msg);
+	cr_assert(cfg.kernel_cache);
+	config_free(&cfg);
+	cr_assert_eq(PARSE(&cfg, &err, "--kernel", "k", "--kernel-cache", "off"), 0, "%s", err.msg);
+	cr_assert(!cfg.kernel_cache);
+	config_free(&cfg);
+	cr_assert_eq(
+	    PARSE(&cfg, &err, "--kernel", "k", "--kernel-cache", "off", "--kernel-cache", "on"), 0,
+	    "%s", err.msg);
+	cr_assert(cfg.kernel_cache);
+	config_free(&cfg);
+	EXPECT_FAIL("bad --kernel-cache 'auto': expected on or off", "--kernel", "k",
+		    "--kernel-cache", "auto");
+	EXPECT_FAIL("bad --kernel-cache 'yes': expected on or off", "--kernel", "k",
+		    "--kernel-cache", "yes");
+	EXPECT_FAIL("--kernel-cache", "--kernel", "k", "--kernel-cache");
+}

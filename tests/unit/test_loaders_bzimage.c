@@ -22,7 +22,7 @@ Test(bzimage, valid_image_is_loaded)
 	uint8_t *initrd = pattern(initrd_len, 3);
 	size_t len;
 	uint8_t *img = make_bzimage(&s, &len);
-	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0, false};
+	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0, false, NULL};
 	struct x86_boot out;
 	struct boot_params *bp;
 	uint64_t rd, kernel_end = 2 * MiB + s.init_size;

@@ -29,7 +29,7 @@ Test(elf, pvh_note_gives_pvh_boot)
 	uint8_t *initrd = pattern(initrd_len, 17);
 	size_t len;
 	uint8_t *img = make_elf(&s, &len);
-	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0, false};
+	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0, false, NULL};
 	struct x86_boot out;
 	struct hvm_start_info *si;
 	struct hvm_memmap_table_entry *mm;
@@ -112,7 +112,7 @@ Test(elf, no_note_gives_linux64_boot)
 
 	s.pvh = false;
 	img = make_elf(&s, &len);
-	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0, false};
+	struct x86_boot_config cfg = {img, len, initrd, initrd_len, cmdline, 0, false, NULL};
 	cr_assert_eq(x86_load_elf(&gm, &cfg, &out, &err), 0, "%s", err.msg);
 	cr_assert_eq(out.mode, X86_ENTRY_LINUX64);
 	cr_assert_eq(out.entry, ELF_PADDR);
