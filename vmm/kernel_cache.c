@@ -22,6 +22,8 @@
 
 #include "vmm/kernel_cache.h"
 
+#include "vmm/fd_io.h"
+
 #define ENTRY_MAGIC "KESTRELK"
 #define ENTRY_VERSION 1
 #define ENTRY_SUFFIX ".kernel"
@@ -93,36 +95,6 @@ static int cache_dir(struct kernel_cache *kc, bool make)
 	return 0;
 }
 
-static int full_read(int fd, void *buf, size_t n)
-{
-	for (uint8_t *p = buf; n;) {
-		ssize_t r = read(fd, p, n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int full_write(int fd, const void *buf, size_t n)
-{
-	for (const uint8_t *p = buf; n;) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static uint32_t payload_crc(const uint8_t *p, size_t len)
 {
 	uLong c = crc32(0, Z_NULL, 0);
@@ -141,7 +113,7 @@ static bool entry_matches(int fd, const uint8_t *payload, size_t len, uint32_t c
 	struct entry_hdr h;
 	struct stat st;
 
-	if (full_read(fd, &h, sizeof(h)) < 0 || memcmp(h.magic, ENTRY_MAGIC, 8) ||
+	if (fd_read_full(fd, &h, sizeof(h)) < 0 || memcmp(h.magic, ENTRY_MAGIC, 8) ||
 	    h.version != ENTRY_VERSION || h.hdr_len != sizeof(h) || h.payload_len != len ||
 	    h.crc != crc || h.out_len == 0 || h.out_len > ENTRY_OUT_MAX || fstat(fd, &st) < 0 ||
 	    !S_ISREG(st.st_mode) || (uint64_t)st.st_size != sizeof(h) + len + h.out_len)
@@ -149,7 +121,7 @@ static bool entry_matches(int fd, const uint8_t *payload, size_t len, uint32_t c
 	for (size_t done = 0; done < len;) {
 		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
 
-		if (full_read(fd, buf, n) < 0 || memcmp(buf, payload + done, n))
+		if (fd_read_full(fd, buf, n) < 0 || memcmp(buf, payload + done, n))
 			return false;
 		done += n;
 	}
@@ -208,7 +180,7 @@ static int cache_begin(void *opaque, const uint8_t *payload, size_t len)
 			 strerror(errno));
 		return -1;
 	}
-	if (full_write(fd, &h, sizeof(h)) < 0 || full_write(fd, payload, len) < 0) {
+	if (fd_write_full(fd, &h, sizeof(h)) < 0 || fd_write_full(fd, payload, len) < 0) {
 		snprintf(kc->note, sizeof(kc->note), "kernel cache: not stored (writing: %s)",
 			 strerror(errno));
 		close(fd);

@@ -38,6 +38,7 @@
 
 #include "arch/x86/boot.h"
 #include "arch/x86/boot_priv.h"
+#include "vmm/fd_io.h"
 
 #define XZ_MAGIC "\xfd\x37\x7a\x58\x5a\x00"
 #define XZ_MAGIC_LEN 6
@@ -96,21 +97,6 @@ static _Noreturn void child_exit(int status)
 	__builtin_unreachable();
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Closes every descriptor but a and b (b may be -1). */
 static int keep_only(int a, int b)
 {
@@ -155,10 +141,10 @@ static _Noreturn void child_decode(const uint8_t *in, size_t len, int fd, int cf
 		s.next_out = out;
 		s.avail_out = UNPACK_CHUNK;
 		r = lzma_code(&s, LZMA_FINISH);
-		if (write_all(fd, out, UNPACK_CHUNK - s.avail_out))
+		if (fd_write_full(fd, out, UNPACK_CHUNK - s.avail_out))
 			child_exit(CHILD_WRITE);
 		/* A full disk only costs the entry (the cache checks the file's size). */
-		if (cfd >= 0 && write_all(cfd, out, UNPACK_CHUNK - s.avail_out))
+		if (cfd >= 0 && fd_write_full(cfd, out, UNPACK_CHUNK - s.avail_out))
 			cfd = -1;
 	} while (r == LZMA_OK);
 	switch (r) {
