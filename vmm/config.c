@@ -8,55 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *config_usage(void)
-{
-	return "usage: kestrel --kernel PATH [options]\n"
-	       "  --kernel PATH     Linux kernel: bzImage or ELF vmlinux (required)\n"
-	       "  --initrd PATH     initial ramdisk\n"
-	       "  --cmdline STR     kernel command line (default: \"" KESTREL_DEFAULT_CMDLINE
-	       "\")\n"
-	       "  --memory SIZE     guest RAM, with K/M/G suffix (default: 256M)\n"
-	       "  --cpus N          number of vCPUs (default: 1)\n"
-	       "  --disk path=FILE[,readonly=on][,direct=on][,num_queues=N][,transport=pci|mmio]\n"
-	       "                    virtio-blk disk (repeatable: vda, vdb, ...)\n"
-	       "  --console serial|virtio[,transport=pci|mmio]\n"
-	       "                    console device: the 8250 UART (ttyS0, default) or\n"
-	       "                    virtio-console (hvc0); either way on this terminal\n"
-	       "  --serial-port name=NAME,socket=PATH\n"
-	       "                    a named virtio-console port, reachable on the unix socket\n"
-	       "                    PATH (kestrel listens; repeatable)\n"
-	       "  --net tap=NAME|fd=N[,mac=MAC][,mtu=N][,queues=N][,vhost=on|off|auto]\n"
-	       "        [,transport=pci|mmio]\n"
-	       "                    virtio-net NIC on a tap device; vhost=auto (default) hands\n"
-	       "                    the data path to /dev/vhost-net when it opens (repeatable)\n"
-	       "  --transport pci|mmio\n"
-	       "                    the bus of every virtio device without transport= (default: "
-	       "pci)\n"
-	       "  --acpi on|off|auto\n"
-	       "                    ACPI tables (devices, power button, poweroff); default "
-	       "on;\n"
-	       "                    auto: on only when a device is on virtio-mmio\n"
-	       "  --shutdown-timeout SECONDS\n"
-	       "                    after SIGTERM, how long an ACPI guest gets to power off\n"
-	       "                    before kestrel stops it (default: 30)\n"
-	       "  --mmio-cmdline    also declare virtio-mmio devices on the kernel command line\n"
-	       "                    (virtio_mmio.device=...), for kernels without ACPI\n"
-	       "  --its auto|on|off (arm64) PCI MSI-X through a GIC ITS; off: INTx only\n"
-	       "                    (default auto: an ITS when KVM offers one)\n"
-	       "  --dump-dtb FILE   also write the guest's device tree to FILE (arm64)\n"
-	       "  --kernel-unpack host|guest\n"
-	       "                    who decompresses an x86 bzImage's xz kernel: kestrel\n"
-	       "                    (default, falls back to guest) or the kernel itself\n"
-	       "  --kernel-cache on|off\n"
-	       "                    keep kernels kestrel unpacked in $KESTREL_CACHE_DIR (or\n"
-	       "                    ~/.cache/kestrel) for the next boot (default: on)\n"
-	       "  --seccomp on|off  per-thread system call filters (default: on; off to debug)\n"
-	       "  -v, --verbose     log start-up timing to stderr, and device counters at exit\n"
-	       "  -h, --help        this text\n"
-	       "  --version         print the version\n"
-	       "See docs/cli.md for exit statuses and the debug-exit port.\n";
-}
-
 int config_parse_size(const char *s, uint64_t *out, struct kerr *err)
 {
 	char *end;
