@@ -3,6 +3,24 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+/*
+ * The advice every guest RAM mapping gets: huge pages (guest RAM is the bulk of the
+ * process), none of it in a child kestrel forks (x86's kernel decompressor), and a name in
+ * smaps. Only the fork advice is needed: the others are best effort (PR_SET_VMA needs
+ * CONFIG_ANON_VMA_NAME).
+ */
+static int advise(void *p, size_t len, bool anon)
+{
+	if (anon) {
+		(void)madvise(p, len, MADV_HUGEPAGE);
+		(void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, len,
+			    (unsigned long)GUEST_MEM_VMA_NAME);
+	}
+	return madvise(p, len, MADV_DONTFORK);
+}
 
 int guest_mem_map(struct guest_mem *gm, const struct guest_mem_region *layout, int nr,
 		  struct kerr *err)
@@ -19,13 +37,10 @@ int guest_mem_map(struct guest_mem *gm, const struct guest_mem_region *layout, i
 			return kerr_set(err, "cannot allocate %llu MiB of guest memory: %s",
 					(unsigned long long)(layout[i].size >> 20), strerror(e));
 		}
-		/* Guest RAM is the bulk of the process: let the kernel back it with huge pages. */
-		madvise(p, layout[i].size, MADV_HUGEPAGE);
 		gm->regions[i] = layout[i];
 		gm->regions[i].host = p;
 		gm->nr_regions = i + 1;
-		/* A child kestrel forks (x86's kernel decompressor) gets no view of the guest. */
-		if (madvise(p, layout[i].size, MADV_DONTFORK) < 0) {
+		if (advise(p, layout[i].size, true) < 0) {
 			int e = errno;
 			guest_mem_unmap(gm);
 			return kerr_set(err, "madvise(MADV_DONTFORK) on guest memory: %s",
@@ -66,4 +81,39 @@ bool guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, 
 		return false;
 	memcpy(dst, src, len);
 	return true;
+}
+
+int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
+		    uint64_t off, struct kerr *err)
+{
+	uint8_t *dst = guest_mem_ptr(gm, gpa, len);
+	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t head, body = 0;
+
+	if (!dst)
+		return kerr_set(err, "placing 0x%llx bytes at 0x%llx: not guest RAM",
+				(unsigned long long)len, (unsigned long long)gpa);
+	/* Region bases are page-aligned: dst is aligned as gpa is. */
+	head = (pg - (uintptr_t)dst % pg) % pg;
+	if (fd >= 0 && (off + head) % pg == 0 && head < len)
+		body = (len - head) / pg * pg;
+	if (body) {
+		uint8_t *at = dst + head;
+		void *p = mmap(at, body, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)(off + head));
+
+		if (p != MAP_FAILED && advise(p, body, false) == 0) {
+			memcpy(dst, src, head);
+			memcpy(at + body, (const uint8_t *)src + head + body, len - head - body);
+			return 0;
+		}
+		/* A failed MAP_FIXED may have unmapped the range: make it guest RAM again. */
+		p = mmap(at, body, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED || advise(p, body, true) < 0)
+			return kerr_set(err, "guest memory at 0x%llx lost its mapping: %s",
+					(unsigned long long)(gpa + head), strerror(errno));
+	}
+	memcpy(dst, src, len);
+	return 0;
 }

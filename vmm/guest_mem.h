@@ -37,4 +37,19 @@ void *guest_mem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 /* Copies into guest memory; returns false (and writes nothing) if the range is not all RAM. */
 bool guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len);
 
+/*
+ * Puts the len bytes at src into guest RAM at gpa (all RAM: the caller checked), as a copy
+ * would. fd >= 0: the same bytes are at offset off of that file, which no one rewrites in
+ * place (kestrel's kernel cache: its entries are only ever replaced by rename), and the
+ * whole pages among them that are page-aligned in both are mapped from it copy-on-write
+ * instead: they cost nothing until the guest touches them, and pages it only reads stay
+ * shared with the page cache. -1 (err set) only when a failed mapping left a hole that could
+ * not be filled: guest RAM is unusable then.
+ */
+int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
+		    uint64_t off, struct kerr *err);
+
+/* What smaps calls guest RAM's anonymous mappings (bench_boot.sh tells them apart by it). */
+#define GUEST_MEM_VMA_NAME "kestrel-guest-ram"
+
 #endif

@@ -2,12 +2,15 @@
  * The cache of unpacked kernels (kernel_cache.h). Where: $KESTREL_CACHE_DIR, else
  * $XDG_CACHE_HOME/kestrel, else $HOME/.cache/kestrel, made 0700. An entry is named by the
  * payload's length and CRC-32 (for lookup only) and holds a header, a copy of the compressed
- * payload and the stream it decompresses to. A hit must be exact: header, file size and the
- * payload compared byte for byte (in small chunks: kestrel's memory stays small); anything
- * else is a miss and the entry goes. An entry is written to an O_TMPFILE in the directory and
- * linked into place (rename: atomic) only once the decoder exited OK and the kernel loaded,
- * so a concurrent kestrel never sees half of one. At most KERNEL_CACHE_MAX_ENTRIES are kept.
- * Nothing here fails a boot: a cache that cannot be used is said once with -v.
+ * payload and, from the next ENTRY_ALIGN boundary, the stream it decompresses to, which the
+ * loader maps into guest RAM copy-on-write (guest_mem_place): entries are therefore never
+ * written once linked in, only replaced (rename) or removed. A hit must be exact: header,
+ * file size and the payload compared byte for byte (in small chunks: kestrel's memory stays
+ * small); anything else is a miss and the entry goes. An entry is written to an O_TMPFILE in
+ * the directory and linked into place (rename: atomic) only once the decoder exited OK and
+ * the kernel loaded, so a concurrent kestrel never sees half of one. At most
+ * KERNEL_CACHE_MAX_ENTRIES are kept. Nothing here fails a boot: a cache that cannot be used
+ * is said once with -v.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +28,9 @@
 #include "vmm/fd_io.h"
 
 #define ENTRY_MAGIC "KESTRELK"
-#define ENTRY_VERSION 1
+#define ENTRY_VERSION 2
+/* The stream starts on this boundary (every page size's): the loader maps it into guest RAM. */
+#define ENTRY_ALIGN (64U << 10)
 #define ENTRY_SUFFIX ".kernel"
 #define ENTRY_OUT_MAX (1ULL << 30) /* no stream is bigger (the loader stops at 512 MiB) */
 #define COMPARE_CHUNK (16U << 10)
@@ -36,6 +41,13 @@ struct entry_hdr {
 	uint64_t payload_len, out_len; /* out_len 0 until the stream is complete */
 	uint32_t crc, pad;
 };
+
+/* Where the stream starts: after header and payload, aligned (zeros in between). */
+static uint64_t stream_off(uint64_t payload_len)
+{
+	return (sizeof(struct entry_hdr) + payload_len + ENTRY_ALIGN - 1) / ENTRY_ALIGN *
+	       ENTRY_ALIGN;
+}
 
 /* The directory, made if missing (each component, 0700); -1 with the reason in the note. */
 static int cache_dir(struct kernel_cache *kc, bool make)
@@ -106,7 +118,7 @@ static uint32_t payload_crc(const uint8_t *p, size_t len)
 	return (uint32_t)c;
 }
 
-/* Is fd (at its start) a complete entry for exactly this payload? Leaves it at the stream. */
+/* Is fd (at its start) a complete entry for exactly this payload? */
 static bool entry_matches(int fd, const uint8_t *payload, size_t len, uint32_t crc, uint64_t *out)
 {
 	uint8_t buf[COMPARE_CHUNK];
@@ -116,7 +128,7 @@ static bool entry_matches(int fd, const uint8_t *payload, size_t len, uint32_t c
 	if (fd_read_full(fd, &h, sizeof(h)) < 0 || memcmp(h.magic, ENTRY_MAGIC, 8) ||
 	    h.version != ENTRY_VERSION || h.hdr_len != sizeof(h) || h.payload_len != len ||
 	    h.crc != crc || h.out_len == 0 || h.out_len > ENTRY_OUT_MAX || fstat(fd, &st) < 0 ||
-	    !S_ISREG(st.st_mode) || (uint64_t)st.st_size != sizeof(h) + len + h.out_len)
+	    !S_ISREG(st.st_mode) || (uint64_t)st.st_size != stream_off(len) + h.out_len)
 		return false;
 	for (size_t done = 0; done < len;) {
 		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
@@ -129,7 +141,8 @@ static bool entry_matches(int fd, const uint8_t *payload, size_t len, uint32_t c
 	return true;
 }
 
-static int cache_lookup(void *opaque, const uint8_t *payload, size_t len, uint64_t *out_len)
+static int cache_lookup(void *opaque, const uint8_t *payload, size_t len, uint64_t *out_off,
+			uint64_t *out_len)
 {
 	struct kernel_cache *kc = opaque;
 	uint32_t crc = payload_crc(payload, len);
@@ -151,6 +164,7 @@ static int cache_lookup(void *opaque, const uint8_t *payload, size_t len, uint64
 	}
 	/* Used now: the eviction keeps recently used entries (a failure costs only that). */
 	(void)futimens(fd, NULL);
+	*out_off = stream_off(len);
 	return fd;
 }
 
@@ -180,7 +194,10 @@ static int cache_begin(void *opaque, const uint8_t *payload, size_t len)
 			 strerror(errno));
 		return -1;
 	}
-	if (fd_write_full(fd, &h, sizeof(h)) < 0 || fd_write_full(fd, payload, len) < 0) {
+	/* The decoder appends the stream at the aligned offset this leaves. */
+	if (fd_write_full(fd, &h, sizeof(h)) < 0 || fd_write_full(fd, payload, len) < 0 ||
+	    ftruncate(fd, (off_t)stream_off(len)) < 0 ||
+	    lseek(fd, (off_t)stream_off(len), SEEK_SET) < 0) {
 		snprintf(kc->note, sizeof(kc->note), "kernel cache: not stored (writing: %s)",
 			 strerror(errno));
 		close(fd);
@@ -242,7 +259,8 @@ static void cache_end(void *opaque, int fd, bool ok, uint64_t out_len)
 	}
 	/* The decoder stops writing here when the disk is full: the size tells. */
 	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || fstat(fd, &st) < 0 ||
-	    (uint64_t)st.st_size != sizeof(h) + h.payload_len + out_len || out_len == 0 ||
+	    h.payload_len > ENTRY_OUT_MAX ||
+	    (uint64_t)st.st_size != stream_off(h.payload_len) + out_len || out_len == 0 ||
 	    out_len > ENTRY_OUT_MAX) {
 		snprintf(kc->note, sizeof(kc->note),
 			 "kernel cache: not stored (the entry is incomplete: disk full?)");

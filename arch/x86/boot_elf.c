@@ -5,6 +5,7 @@
  */
 #include <elf.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arch/x86/boot.h"
@@ -172,7 +173,7 @@ int x86_elf_check_phdrs(const struct guest_mem *gm, struct x86_elf *e, struct ke
 	return 0;
 }
 
-static void write_segments(const struct guest_mem *gm, const struct x86_elf *e)
+static int write_segments(const struct guest_mem *gm, const struct x86_elf *e, struct kerr *err)
 {
 	for (int i = 0; i < e->eh.e_phnum; i++) {
 		Elf64_Phdr ph;
@@ -182,9 +183,12 @@ static void write_segments(const struct guest_mem *gm, const struct x86_elf *e)
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		dst = guest_mem_ptr(gm, ph.p_paddr, ph.p_memsz); /* checked by check_phdrs */
-		memcpy(dst, e->img + ph.p_offset, ph.p_filesz);
+		if (guest_mem_place(gm, ph.p_paddr, e->img + ph.p_offset, ph.p_filesz, e->fd,
+				    e->fd_off + ph.p_offset, err) < 0)
+			return -1;
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
+	return 0;
 }
 
 static int build_pvh(const struct guest_mem *gm, const struct x86_boot_extras *ex,
@@ -285,19 +289,34 @@ void x86_elf_commit(const struct guest_mem *gm, const struct x86_elf *e,
 	out->entry = p->entry;
 }
 
+int x86_elf_load(const struct guest_mem *gm, const struct x86_boot_config *cfg, struct x86_elf *e,
+		 const struct setup_header *hdr, struct x86_boot *out, struct kerr *err)
+{
+	struct x86_elf_plan *p = malloc(sizeof(*p));
+	int ret = -1;
+
+	if (!p)
+		return kerr_set(err, "out of memory");
+	/* Everything is checked before the first write: only a lost mapping can fail after. */
+	if (x86_elf_check_ehdr(e, err) == 0 && x86_elf_check_phdrs(gm, e, err) == 0 &&
+	    x86_elf_plan(gm, cfg, e, hdr, p, err) == 0) {
+		ret = X86_ELF_RAM_LOST;
+		if (write_segments(gm, e, err) == 0) {
+			x86_elf_commit(gm, e, p, out);
+			ret = 0;
+		}
+	}
+	free(p);
+	return ret;
+}
+
 int x86_load_elf(const struct guest_mem *gm, const struct x86_boot_config *cfg,
 		 struct x86_boot *out, struct kerr *err)
 {
+	/* The user's file is copied, never mapped: it may be rewritten while the guest runs. */
 	struct x86_elf e = {
-	    .img = cfg->kernel, .len = cfg->kernel_len, .file_len = cfg->kernel_len};
-	struct x86_elf_plan p;
+	    .img = cfg->kernel, .len = cfg->kernel_len, .file_len = cfg->kernel_len, .fd = -1};
 
 	out->note[0] = '\0';
-	if (x86_elf_check_ehdr(&e, err) < 0 || x86_elf_check_phdrs(gm, &e, err) < 0 ||
-	    x86_elf_plan(gm, cfg, &e, NULL, &p, err) < 0)
-		return -1;
-	/* Everything is checked: from here on nothing can fail. */
-	write_segments(gm, &e);
-	x86_elf_commit(gm, &e, &p, out);
-	return 0;
+	return x86_elf_load(gm, cfg, &e, NULL, out, err) == 0 ? 0 : -1;
 }

@@ -72,6 +72,8 @@ struct x86_elf {
 	uint64_t kernel_end; /* end of the highest PT_LOAD */
 	bool pvh;
 	uint64_t pvh_entry;
+	int fd; /* >= 0: img is also at offset fd_off of this file (guest_mem_place) */
+	uint64_t fd_off;
 };
 
 /* Checks the ELF header; the program headers must lie in the len bytes at img. */
@@ -118,6 +120,15 @@ int x86_elf_plan(const struct guest_mem *gm, const struct x86_boot_config *cfg,
 /* Writes what x86_elf_plan built (not the segments) and fills out; cannot fail. */
 void x86_elf_commit(const struct guest_mem *gm, const struct x86_elf *e,
 		    const struct x86_elf_plan *p, struct x86_boot *out);
+/*
+ * Loads a whole ELF (e: img, len, file_len, fd, fd_off set) with hdr as for x86_elf_plan:
+ * checks everything, then writes the segments and what x86_elf_plan built. -1: a check
+ * failed, nothing written; X86_ELF_RAM_LOST: a segment's mapping failed and left guest RAM
+ * with a hole (guest_mem_place), the VM cannot go on.
+ */
+#define X86_ELF_RAM_LOST (-2)
+int x86_elf_load(const struct guest_mem *gm, const struct x86_boot_config *cfg, struct x86_elf *e,
+		 const struct setup_header *hdr, struct x86_boot *out, struct kerr *err);
 
 /*
  * A bzImage's payload (payload bytes at payload, hdr its checked setup header): if it is xz,

@@ -258,7 +258,7 @@ static int read_headers(struct unpack *u, const struct x86_boot_config *cfg,
 		if (n == 0)
 			break;
 	}
-	u->e = (struct x86_elf){.img = u->hdr, .len = u->off, .file_len = UINT64_MAX};
+	u->e = (struct x86_elf){.img = u->hdr, .len = u->off, .file_len = UINT64_MAX, .fd = -1};
 	if (x86_elf_check_ehdr(&u->e, err) < 0 || x86_elf_check_phdrs(u->gm, &u->e, err) < 0)
 		return -1;
 	/* Fail before decompressing 60 MB when command line or initrd cannot fit anyway. */
@@ -442,31 +442,37 @@ static int enter(struct unpack *u, const struct x86_boot_config *cfg,
 }
 
 /*
- * A hit: the stream from the cache's file, as from the pipe. 0 loaded; 1 not: the entry is
- * dropped and guest RAM left as it was (the decoder then gives the verdict).
+ * A hit: the ELF in the cache's file is loaded as a whole, its segments mapped into guest RAM
+ * rather than copied (guest_mem_place: the entry is page-aligned there). 0 loaded; 1 not
+ * (guest RAM as it was, the entry dropped: the decoder then gives the verdict); -1 guest RAM
+ * lost a mapping.
  */
-static int from_cache(struct unpack *u, int fd, uint64_t len, double t0,
+static int from_cache(const struct guest_mem *gm, int fd, uint64_t off, uint64_t len, double t0,
 		      const struct x86_boot_config *cfg, const struct setup_header *hdr,
-		      struct x86_boot *out)
+		      struct x86_boot *out, struct kerr *err)
 {
 	struct kerr why = {{0}};
-	bool ok;
+	uint8_t *map = MAP_FAILED;
+	int ret = 1;
 
-	u->fd = fd;
-	ok = read_headers(u, cfg, hdr, &why) == 0 && load_segments(u, &why) == 0 &&
-	     skip_to(u, UINT64_MAX, &why) == 0 && u->off == len &&
-	     enter(u, cfg, hdr, out, &why) == 0;
+	if (len <= UNPACK_OUT_MAX && off + len <= SIZE_MAX)
+		map = mmap(NULL, off + len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map != MAP_FAILED) {
+		struct x86_elf e = {
+		    .img = map + off, .len = len, .file_len = len, .fd = fd, .fd_off = off};
+
+		ret = x86_elf_load(gm, cfg, &e, hdr, out, &why);
+		munmap(map, off + len);
+	}
 	close(fd);
-	u->fd = -1;
-	if (ok) {
+	if (ret == 0) {
 		snprintf(out->note, sizeof(out->note),
-			 "kernel: xz payload from the cache (%.1f MB in %.0f ms)", u->off / 1e6,
+			 "kernel: xz payload from the cache (%.1f MB mapped in %.0f ms)", len / 1e6,
 			 now_ms() - t0);
 		return 0;
 	}
-	undo_segments(u);
-	free(u->notes);
-	*u = (struct unpack){.gm = u->gm, .fd = -1, .last_seg = -1};
+	if (ret == X86_ELF_RAM_LOST)
+		return kerr_set(err, "%s", why.msg);
 	cfg->cache->reject(cfg->cache->opaque);
 	return 1;
 }
@@ -538,7 +544,7 @@ int x86_unpack_bzimage(const struct guest_mem *gm, const struct x86_boot_config 
 	struct unpack u = {.gm = gm, .fd = -1, .last_seg = -1};
 	double t0 = now_ms();
 	int fds[2], ret, cfd = -1;
-	uint64_t hit_len;
+	uint64_t hit_off, hit_len;
 	pid_t pid;
 
 	if (len < XZ_MAGIC_LEN || memcmp(payload, XZ_MAGIC, XZ_MAGIC_LEN) != 0) {
@@ -547,11 +553,9 @@ int x86_unpack_bzimage(const struct guest_mem *gm, const struct x86_boot_config 
 			 payload_kind(payload, len));
 		return 1;
 	}
-	if (c && (ret = c->lookup(c->opaque, payload, len, &hit_len)) >= 0 &&
-	    from_cache(&u, ret, hit_len, t0, cfg, hdr, out) == 0) {
-		free(u.notes);
-		return 0;
-	}
+	if (c && (ret = c->lookup(c->opaque, payload, len, &hit_off, &hit_len)) >= 0 &&
+	    (ret = from_cache(gm, ret, hit_off, hit_len, t0, cfg, hdr, out, err)) <= 0)
+		return ret;
 	u.miss = c ? "; cache miss" : "";
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		snprintf(out->note, sizeof(out->note),

@@ -7,7 +7,9 @@
 #   3. the VMM's memory overhead with a disk, a NIC (tap, vhost=off) and the serial console:
 #      once the guest has its virtio drivers up (eth0 up, /dev/vda there), the host reads
 #      /proc/PID/smaps: the Rss of every mapping except guest RAM (the anonymous mappings at
-#      least as big as --memory), and the peak, VmHWM minus guest RAM's Rss (VmHWM only
+#      least as big as --memory; kestrel's, split where a cached kernel is mapped into it,
+#      are named [anon:kestrel-guest-ram], and the kernel's pieces are writable private
+#      mappings of its *.kernel cache entry), and the peak, VmHWM minus guest RAM's Rss (VmHWM only
 #      grows and guest RAM's Rss only grows, so this is a lower bound of the peak overhead).
 #      The record mem-VMM-I also lists the 40 biggest other mappings, for diagnosis.
 # kestrel keeps the kernels it unpacked on the host in a cache (KESTREL_CACHE_DIR, here an
@@ -106,7 +108,8 @@ mem_sample() {
             /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? \$6 : "[anon]"; range = \$1; perm = \$2; next }
             /^Size:/ { size = \$2; next }
             /^Rss:/ {
-                if (name == "[anon]" && size >= ram) { guest += \$2; nguest++ }
+                if ((name == "[anon]" && size >= ram) || name == "[anon:kestrel-guest-ram]" ||
+                    (perm == "rw-p" && name ~ /[.]kernel\$/)) { guest += \$2; nguest++ }
                 else { other += \$2; if (\$2 > 0) print "map", \$2, size, perm, range, name > "/dev/stderr" }
             }
             END { printf "guest_ram_rss_kib %d\nguest_ram_mappings %d\nother_rss_kib %d\n", guest, nguest, other }

@@ -89,6 +89,13 @@ Test(kernel_cache, miss_then_hit_loads_identical_memory)
 	cr_assert_eq(out2.entry, out.entry);
 	cr_assert_eq(out2.info_gpa, out.info_gpa);
 	cr_assert_eq(memcmp(snap, gp(0, RAM_SIZE), RAM_SIZE), 0, "guest RAM differs on a hit");
+	/* The hit mapped the entry into guest RAM: what the guest writes must not reach it. */
+	memset(gp(0, RAM_SIZE), 0xa5, RAM_SIZE);
+	clear_ram();
+	kernel_cache_init(&kc);
+	cr_assert_eq(load_cached(&k, "console=ttyS0", false, &kc, &out2), 0, "%s", err.msg);
+	cr_assert_not_null(strstr(out2.note, "from the cache ("), "note: %s", out2.note);
+	cr_assert_eq(memcmp(snap, gp(0, RAM_SIZE), RAM_SIZE), 0, "a guest write reached the entry");
 	free(snap);
 	free_kernel(&k);
 	remove_cache();
