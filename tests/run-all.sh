@@ -23,13 +23,14 @@ meson test -C build --print-errorlogs --suite unit --logbase testlog-unit || sta
 # (one TCG vCPU). With two cores or more, the arm64 suite and the rig's own QEMU reference run
 # in a second `meson test` beside the kestrel x86 suite (its own log, printed when it ends;
 # the split makes the two about 16 and 25 minutes long). What it needs first (the cross compiler,
-# the static kestrel-arm64, its test-host images: apt and image builds) is made before, one at
-# a time, so that only one apt-get ever runs.
+# the static kestrel-arm64, both test hosts' images: apt and image builds) is made before, one
+# at a time, so that only one apt-get ever runs (the rig also builds one at a time: a lock).
 logs=(build/meson-logs/testlog-unit.json build/meson-logs/testlog.json)
 if [ "$(nproc)" -ge 2 ]; then
     bash tests/install-deps.sh gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm
     bash arch/arm64/cross-build.sh "$PWD/build-arm64" > /dev/null
     KESTREL_ARCH=arm64 bash guest-images/build-testhost.sh > /dev/null
+    bash guest-images/build-testhost.sh > /dev/null
     side_out=build/meson-logs/e2e-side.out
     meson test -C build --no-rebuild --print-errorlogs --suite e2e-arm64 --suite e2e-rig \
         --logbase testlog-side > "$side_out" 2>&1 &

@@ -56,7 +56,9 @@ default_kestrel() {
 # /files/debian-initrd.img) and the copy as its /dev/vda.
 debian_image() {
     local images=${KESTREL_IMAGES_OUT:-$REPO_ROOT/guest-images/out}
-    bash "$REPO_ROOT/guest-images/build-debian.sh" > /dev/null || return 1
+    # One image builder at a time (rig.py's build_images takes the same lock).
+    mkdir -p "$images"
+    flock "$images/.build.lock" bash "$REPO_ROOT/guest-images/build-debian.sh" > /dev/null || return 1
     DEB_DISK=$1/debian-root.ext4
     cp --reflink=auto --sparse=always "$images/debian-root.ext4" "$DEB_DISK" || return 1
     DEB_RIG_ARGS=(--file "$images/debian-vmlinuz:/files/debian-vmlinuz"

@@ -25,6 +25,7 @@ host timed out or died first, 2 on usage errors. Stdlib only.
 """
 import argparse
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -59,9 +60,15 @@ def images_out(arch):
 def build_images(arch):
     """Build/refresh the guest and test-host images (make-style, cheap when current)."""
     env = dict(os.environ, KESTREL_ARCH="arm64" if arch == "arm64" else "amd64")
-    subprocess.run(["bash", os.path.join(GI_DIR, "build-testhost.sh")], check=True,
-                   stdout=subprocess.DEVNULL, env=env)
     out = images_out(arch)
+    os.makedirs(out, exist_ok=True)
+    # Suites that run side by side (tests/run-all.sh) each check the images: on a cold cache
+    # two builders would extract the same package at once and break each other's files. One
+    # at a time (e2e-lib.sh's debian_image takes the same lock).
+    with open(os.path.join(out, ".build.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["bash", os.path.join(GI_DIR, "build-testhost.sh")], check=True,
+                       stdout=subprocess.DEVNULL, env=env)
     kernels = sorted(p for p in os.listdir(os.path.join(out, "pkg"))
                      if p.startswith("linux-image-"))
     # The outer host runs the same Debian kernel the inner guest does.

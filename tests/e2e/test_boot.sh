@@ -169,7 +169,7 @@ if want kcache; then
         "rec_err kcache-miss | grep -F 'kestrel: kernel cache: stored'"
     check_rec kcache-hit "kernel cache, second boot: a hit (no decoder), boots to init, exit 0" \
         all "expect_out kcache-hit KESTREL-GUEST-INIT-OK" "expect_status kcache-hit 0" \
-        "rec_err kcache-hit | grep -E '^kestrel: kernel: xz payload from the cache \([0-9.]+ MB in [0-9]+ ms\)'"
+        "rec_err kcache-hit | grep -E '^kestrel: kernel: xz payload from the cache \([0-9.]+ MB mapped in [0-9]+ ms\)'"
 fi
 want gzimage && check_rec gzimage "the gzip-compressed Image boots to init, exit 0" \
     all "expect_out gzimage KESTREL-GUEST-INIT-OK" "expect_status gzimage 0"
