@@ -22,40 +22,71 @@ static int advise(void *p, size_t len, bool anon)
 	return madvise(p, len, MADV_DONTFORK);
 }
 
+/*
+ * Each region is 2 MiB-aligned in kestrel's address space, as in the guest's: only then can
+ * KVM map it with huge pages (host and guest address agree modulo 2 MiB), and between a
+ * PROT_NONE guard page on each side, so that a device bug running past guest RAM faults
+ * instead of reaching kestrel's own memory.
+ */
+#define GUEST_MEM_ALIGN (2ULL << 20)
+
 int guest_mem_map(struct guest_mem *gm, const struct guest_mem_region *layout, int nr,
 		  struct kerr *err)
 {
+	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+
 	memset(gm, 0, sizeof(*gm));
 	if (nr <= 0 || nr > GUEST_MEM_MAX_REGIONS)
 		return kerr_set(err, "bad guest memory layout (%d regions)", nr);
 	for (int i = 0; i < nr; i++) {
-		void *p = mmap(NULL, layout[i].size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		uint64_t size = layout[i].size, span = size + GUEST_MEM_ALIGN + 2 * pg;
+		uint8_t *p, *host, *end;
+
+		if (size == 0 || size % pg || size > UINT64_MAX / 2)
+			return kerr_set(err, "bad guest memory region size 0x%llx",
+					(unsigned long long)size);
+		p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p == MAP_FAILED) {
 			int e = errno;
 			guest_mem_unmap(gm);
 			return kerr_set(err, "cannot allocate %llu MiB of guest memory: %s",
-					(unsigned long long)(layout[i].size >> 20), strerror(e));
+					(unsigned long long)(size >> 20), strerror(e));
 		}
+		host = (uint8_t *)(((uintptr_t)p + pg + GUEST_MEM_ALIGN - 1) &
+				   ~(uintptr_t)(GUEST_MEM_ALIGN - 1));
+		end = host + size;
+		/* Keep one guard page each side; give the slack back. */
+		if (host - pg > p)
+			munmap(p, (size_t)(host - pg - p));
+		if (end + pg < p + span)
+			munmap(end + pg, (size_t)(p + span - end - pg));
 		gm->regions[i] = layout[i];
-		gm->regions[i].host = p;
+		gm->regions[i].host = host;
 		gm->nr_regions = i + 1;
-		if (advise(p, layout[i].size, true) < 0) {
+		if (mprotect(host, size, PROT_READ | PROT_WRITE) < 0) {
+			int e = errno;
+			guest_mem_unmap(gm);
+			return kerr_set(err, "cannot allocate %llu MiB of guest memory: %s",
+					(unsigned long long)(size >> 20), strerror(e));
+		}
+		if (advise(host, size, true) < 0) {
 			int e = errno;
 			guest_mem_unmap(gm);
 			return kerr_set(err, "madvise(MADV_DONTFORK) on guest memory: %s",
 					strerror(e));
 		}
-		gm->ram_size += layout[i].size;
+		gm->ram_size += size;
 	}
 	return 0;
 }
 
 void guest_mem_unmap(struct guest_mem *gm)
 {
+	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+
 	for (int i = 0; i < gm->nr_regions; i++)
 		if (gm->regions[i].host)
-			munmap(gm->regions[i].host, gm->regions[i].size);
+			munmap(gm->regions[i].host - pg, gm->regions[i].size + 2 * pg);
 	memset(gm, 0, sizeof(*gm));
 }
 

@@ -1,10 +1,11 @@
 /*
- * guest_mem_place: bytes put into guest RAM read back exactly as a copy would leave them;
+ * Guest RAM's host mapping: 2 MiB-aligned between guard pages. guest_mem_place: bytes put into guest RAM read back exactly as a copy would leave them;
  * whole pages aligned in both are mapped from the file (and a guest write never reaches
  * the file), the rest is copied, and a mapping that cannot be made falls back to a copy.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,4 +136,23 @@ Test(guest_mem_place, outside_ram_is_an_error)
 {
 	cr_assert_eq(guest_mem_place(&gm, RAM - 4096, src, 8192, fd, 0, &err), -1);
 	cr_assert_neq(err.msg[0], '\0');
+}
+
+Test(guest_mem_place, regions_are_2mib_aligned)
+{
+	cr_assert_eq((uintptr_t)guest_mem_ptr(&gm, 0, 1) % (2U << 20), 0);
+}
+
+Test(guest_mem_place, the_page_below_ram_is_a_guard, .signal = SIGSEGV)
+{
+	volatile uint8_t *p = guest_mem_ptr(&gm, 0, 1);
+
+	p[-1] = 1;
+}
+
+Test(guest_mem_place, the_page_above_ram_is_a_guard, .signal = SIGSEGV)
+{
+	volatile uint8_t *p = guest_mem_ptr(&gm, RAM - 1, 1);
+
+	p[1] = 1;
 }
