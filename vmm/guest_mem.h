@@ -49,7 +49,7 @@ bool guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, 
 int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
 		    uint64_t off, struct kerr *err);
 
-/* What smaps calls guest RAM's anonymous mappings (bench_boot.sh tells them apart by it). */
+/* smaps names guest RAM so, where the kernel has CONFIG_ANON_VMA_NAME (for a reader of it). */
 #define GUEST_MEM_VMA_NAME "kestrel-guest-ram"
 
 #endif

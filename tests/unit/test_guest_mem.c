@@ -1,7 +1,8 @@
 /*
- * Guest RAM's host mapping: 2 MiB-aligned between guard pages. guest_mem_place: bytes put into guest RAM read back exactly as a copy would leave them;
- * whole pages aligned in both are mapped from the file (and a guest write never reaches
- * the file), the rest is copied, and a mapping that cannot be made falls back to a copy.
+ * Guest RAM's host mapping: 2 MiB-aligned between guard pages. guest_mem_place: bytes put
+ * into guest RAM read back exactly as a copy would leave them; whole pages aligned in both
+ * are mapped from the file (and a guest write never reaches the file), the rest is copied,
+ * and a mapping that cannot be made falls back to a copy.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
