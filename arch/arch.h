@@ -85,8 +85,8 @@ struct arch_mmio_dev {
 struct arch_unpack_cache {
 	void *opaque;
 	/* An exact hit for the payload: a descriptor (the caller closes it), where the stream
-	 * starts in it (*out_off: aligned to every page size, so it can be mapped) and its length
-	 * (*out_len); -1: a miss. The file is never rewritten in place. */
+	 * starts in it (*out_off) and its length (*out_len); -1: a miss. The stream's holes are
+	 * zeros (guest_mem_place skips them). */
 	int (*lookup)(void *opaque, const uint8_t *payload, size_t len, uint64_t *out_off,
 		      uint64_t *out_len);
 	/* The hit did not load: drop it. */

@@ -118,33 +118,39 @@ int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, u
 		    uint64_t off, struct kerr *err)
 {
 	uint8_t *dst = guest_mem_ptr(gm, gpa, len);
-	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t head, body = 0;
+	const uint8_t *from = src;
+	uint64_t at = 0;
 
 	if (!dst)
 		return kerr_set(err, "placing 0x%llx bytes at 0x%llx: not guest RAM",
 				(unsigned long long)len, (unsigned long long)gpa);
-	/* Region bases are page-aligned: dst is aligned as gpa is. */
-	head = (pg - (uintptr_t)dst % pg) % pg;
-	if (fd >= 0 && (off + head) % pg == 0 && head < len)
-		body = (len - head) / pg * pg;
-	if (body) {
-		uint8_t *at = dst + head;
-		void *p = mmap(at, body, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)(off + head));
-
-		if (p != MAP_FAILED && advise(p, body, false) == 0) {
-			memcpy(dst, src, head);
-			memcpy(at + body, (const uint8_t *)src + head + body, len - head - body);
-			return 0;
-		}
-		/* A failed MAP_FIXED may have unmapped the range: make it guest RAM again. */
-		p = mmap(at, body, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED || advise(p, body, true) < 0)
-			return kerr_set(err, "guest memory at 0x%llx lost its mapping: %s",
-					(unsigned long long)(gpa + head), strerror(errno));
+	if (fd < 0) {
+		memcpy(dst, src, len);
+		return 0;
 	}
-	memcpy(dst, src, len);
+	/* The data runs only: a hole reads as zeros, which guest RAM here still is. */
+	while (at < len) {
+		off_t d = lseek(fd, (off_t)(off + at), SEEK_DATA), h;
+		uint64_t data = at, end = len;
+
+		if (d < 0 && errno == ENXIO)
+			return 0; /* holes to the end */
+		if (d >= 0) {
+			data = (uint64_t)d - off < len ? (uint64_t)d - off : len;
+			h = lseek(fd, d, SEEK_HOLE);
+			if (h > d && (uint64_t)h - off < len)
+				end = (uint64_t)h - off;
+		}
+		/* Read, not copied from src: src's page cache pages would count in kestrel's
+		 * own RSS while mapped. A failed read falls back to src. */
+		for (uint64_t n; data < end; data += n) {
+			ssize_t r = pread(fd, dst + data, end - data, (off_t)(off + data));
+
+			n = r > 0 ? (uint64_t)r : end - data;
+			if (r <= 0)
+				memcpy(dst + data, from + data, n);
+		}
+		at = end;
+	}
 	return 0;
 }

@@ -38,13 +38,11 @@ void *guest_mem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 bool guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len);
 
 /*
- * Puts the len bytes at src into guest RAM at gpa (all RAM: the caller checked), as a copy
- * would. fd >= 0: the same bytes are at offset off of that file, which no one rewrites in
- * place (kestrel's kernel cache: its entries are only ever replaced by rename), and the
- * whole pages among them that are page-aligned in both are mapped from it copy-on-write
- * instead: they cost nothing until the guest touches them, and pages it only reads stay
- * shared with the page cache. -1 (err set) only when a failed mapping left a hole that could
- * not be filled: guest RAM is unusable then.
+ * Copies the len bytes at src into guest RAM at gpa; the caller checked that the range is
+ * RAM and still zero, as guest_mem_map left it. fd >= 0: the same bytes are at offset off of
+ * that file; they are read from there, and its holes (zeros it does not store, found with
+ * SEEK_HOLE) are skipped: they cost neither a copy nor a page of guest RAM until the guest
+ * touches them. -1 (err set): the range is not RAM.
  */
 int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
 		    uint64_t off, struct kerr *err);

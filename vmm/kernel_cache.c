@@ -2,8 +2,8 @@
  * The cache of unpacked kernels (kernel_cache.h). Where: $KESTREL_CACHE_DIR, else
  * $XDG_CACHE_HOME/kestrel, else $HOME/.cache/kestrel, made 0700. An entry is named by the
  * payload's length and CRC-32 (for lookup only) and holds a header, a copy of the compressed
- * payload and, from the next ENTRY_ALIGN boundary, the stream it decompresses to, which the
- * loader maps into guest RAM copy-on-write (guest_mem_place): entries are therefore never
+ * payload and, from the next ENTRY_ALIGN boundary, the stream it decompresses to, its zero
+ * runs punched out as holes (the loader skips them: guest_mem_place). Entries are never
  * written once linked in, only replaced (rename) or removed. A hit must be exact: header,
  * file size and the payload compared byte for byte (in small chunks: kestrel's memory stays
  * small); anything else is a miss and the entry goes. An entry is written to an O_TMPFILE in
@@ -29,7 +29,8 @@
 
 #define ENTRY_MAGIC "KESTRELK"
 #define ENTRY_VERSION 2
-/* The stream starts on this boundary (every page size's): the loader maps it into guest RAM. */
+/* The stream starts on this boundary (every page and file system block size's), so that its
+ * zero pages are whole blocks that can be holes. */
 #define ENTRY_ALIGN (64U << 10)
 #define ENTRY_SUFFIX ".kernel"
 #define ENTRY_OUT_MAX (1ULL << 30) /* no stream is bigger (the loader stops at 512 MiB) */
@@ -246,10 +247,52 @@ static void evict(struct kernel_cache *kc, const char *keep)
 	}
 }
 
+/*
+ * Gives back the disk blocks of the stream's zero runs of at least HOLE_MIN (a kernel's bss
+ * and brk, init scratch: about half of it): on a hit the loader skips holes (guest RAM is
+ * zero already) instead of copying or mapping zeros. Best effort: a file system without
+ * holes keeps the zeros.
+ */
+#define HOLE_MIN (64U << 10)
+static uint64_t punch(int fd, uint64_t at, uint64_t len)
+{
+	return len >= HOLE_MIN && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					    (off_t)at, (off_t)len) == 0
+		   ? len
+		   : 0;
+}
+
+/* The bytes it turned into holes. */
+static uint64_t punch_zeros(int fd, uint64_t from, uint64_t to)
+{
+	static const uint8_t zero[4096];
+	uint8_t buf[HOLE_MIN];
+	uint64_t run = from, holes = 0; /* run: where the current zero run began */
+
+	for (uint64_t at = from; at < to;) {
+		size_t n = to - at < sizeof(buf) ? (size_t)(to - at) : sizeof(buf);
+
+		if (pread(fd, buf, n, (off_t)at) != (ssize_t)n)
+			return holes;
+		for (size_t i = 0; i < n; i += sizeof(zero)) {
+			size_t m = n - i < sizeof(zero) ? n - i : sizeof(zero);
+			bool z = m == sizeof(zero) && !memcmp(buf + i, zero, m);
+
+			if (!z) {
+				holes += punch(fd, run, at + i - run);
+				run = at + i + m;
+			}
+		}
+		at += n;
+	}
+	return holes + punch(fd, run, to - run);
+}
+
 static void cache_end(void *opaque, int fd, bool ok, uint64_t out_len)
 {
 	struct kernel_cache *kc = opaque;
 	char proc[64], tmp[PATH_MAX + 32];
+	uint64_t holes;
 	struct entry_hdr h;
 	struct stat st;
 
@@ -268,6 +311,7 @@ static void cache_end(void *opaque, int fd, bool ok, uint64_t out_len)
 		return;
 	}
 	h.out_len = out_len;
+	holes = punch_zeros(fd, stream_off(h.payload_len), stream_off(h.payload_len) + out_len);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-%d" ENTRY_SUFFIX "-new", kc->dir, (int)getpid());
 	(void)unlink(tmp); /* a kestrel of this pid that died here */
@@ -287,7 +331,8 @@ static void cache_end(void *opaque, int fd, bool ok, uint64_t out_len)
 		return;
 	}
 	evict(kc, kc->name);
-	snprintf(kc->note, sizeof(kc->note), "kernel cache: stored %.150s", kc->hit);
+	snprintf(kc->note, sizeof(kc->note),
+		 "kernel cache: stored %.120s (%.1f MB of zeros as holes)", kc->hit, holes / 1e6);
 }
 
 void kernel_cache_init(struct kernel_cache *kc)

@@ -297,14 +297,11 @@ int x86_elf_load(const struct guest_mem *gm, const struct x86_boot_config *cfg, 
 
 	if (!p)
 		return kerr_set(err, "out of memory");
-	/* Everything is checked before the first write: only a lost mapping can fail after. */
+	/* Everything is checked before the first write (check_phdrs: the segments are RAM). */
 	if (x86_elf_check_ehdr(e, err) == 0 && x86_elf_check_phdrs(gm, e, err) == 0 &&
-	    x86_elf_plan(gm, cfg, e, hdr, p, err) == 0) {
-		ret = X86_ELF_RAM_LOST;
-		if (write_segments(gm, e, err) == 0) {
-			x86_elf_commit(gm, e, p, out);
-			ret = 0;
-		}
+	    x86_elf_plan(gm, cfg, e, hdr, p, err) == 0 && write_segments(gm, e, err) == 0) {
+		x86_elf_commit(gm, e, p, out);
+		ret = 0;
 	}
 	free(p);
 	return ret;
@@ -313,10 +310,9 @@ int x86_elf_load(const struct guest_mem *gm, const struct x86_boot_config *cfg, 
 int x86_load_elf(const struct guest_mem *gm, const struct x86_boot_config *cfg,
 		 struct x86_boot *out, struct kerr *err)
 {
-	/* The user's file is copied, never mapped: it may be rewritten while the guest runs. */
 	struct x86_elf e = {
 	    .img = cfg->kernel, .len = cfg->kernel_len, .file_len = cfg->kernel_len, .fd = -1};
 
 	out->note[0] = '\0';
-	return x86_elf_load(gm, cfg, &e, NULL, out, err) == 0 ? 0 : -1;
+	return x86_elf_load(gm, cfg, &e, NULL, out, err);
 }

@@ -122,11 +122,9 @@ void x86_elf_commit(const struct guest_mem *gm, const struct x86_elf *e,
 		    const struct x86_elf_plan *p, struct x86_boot *out);
 /*
  * Loads a whole ELF (e: img, len, file_len, fd, fd_off set) with hdr as for x86_elf_plan:
- * checks everything, then writes the segments and what x86_elf_plan built. -1: a check
- * failed, nothing written; X86_ELF_RAM_LOST: a segment's mapping failed and left guest RAM
- * with a hole (guest_mem_place), the VM cannot go on.
+ * checks everything, then writes the segments and what x86_elf_plan built; -1: a check
+ * failed and nothing was written.
  */
-#define X86_ELF_RAM_LOST (-2)
 int x86_elf_load(const struct guest_mem *gm, const struct x86_boot_config *cfg, struct x86_elf *e,
 		 const struct setup_header *hdr, struct x86_boot *out, struct kerr *err);
 

@@ -442,14 +442,13 @@ static int enter(struct unpack *u, const struct x86_boot_config *cfg,
 }
 
 /*
- * A hit: the ELF in the cache's file is loaded as a whole, its segments mapped into guest RAM
- * rather than copied (guest_mem_place: the entry is page-aligned there). 0 loaded; 1 not
- * (guest RAM as it was, the entry dropped: the decoder then gives the verdict); -1 guest RAM
- * lost a mapping.
+ * A hit: the ELF in the cache's file is loaded as a whole (mapped read-only for its headers
+ * and notes; the segments are read into guest RAM, their holes skipped: guest_mem_place).
+ * 0 loaded; 1 not (nothing written, the entry dropped: the decoder then gives the verdict).
  */
 static int from_cache(const struct guest_mem *gm, int fd, uint64_t off, uint64_t len, double t0,
 		      const struct x86_boot_config *cfg, const struct setup_header *hdr,
-		      struct x86_boot *out, struct kerr *err)
+		      struct x86_boot *out)
 {
 	struct kerr why = {{0}};
 	uint8_t *map = MAP_FAILED;
@@ -467,12 +466,10 @@ static int from_cache(const struct guest_mem *gm, int fd, uint64_t off, uint64_t
 	close(fd);
 	if (ret == 0) {
 		snprintf(out->note, sizeof(out->note),
-			 "kernel: xz payload from the cache (%.1f MB mapped in %.0f ms)", len / 1e6,
+			 "kernel: xz payload from the cache (%.1f MB in %.0f ms)", len / 1e6,
 			 now_ms() - t0);
 		return 0;
 	}
-	if (ret == X86_ELF_RAM_LOST)
-		return kerr_set(err, "%s", why.msg);
 	cfg->cache->reject(cfg->cache->opaque);
 	return 1;
 }
@@ -554,8 +551,8 @@ int x86_unpack_bzimage(const struct guest_mem *gm, const struct x86_boot_config 
 		return 1;
 	}
 	if (c && (ret = c->lookup(c->opaque, payload, len, &hit_off, &hit_len)) >= 0 &&
-	    (ret = from_cache(gm, ret, hit_off, hit_len, t0, cfg, hdr, out, err)) <= 0)
-		return ret;
+	    from_cache(gm, ret, hit_off, hit_len, t0, cfg, hdr, out) == 0)
+		return 0;
 	u.miss = c ? "; cache miss" : "";
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		snprintf(out->note, sizeof(out->note),

@@ -7,9 +7,7 @@
 #   3. the VMM's memory overhead with a disk, a NIC (tap, vhost=off) and the serial console:
 #      once the guest has its virtio drivers up (eth0 up, /dev/vda there), the host reads
 #      /proc/PID/smaps: the Rss of every mapping except guest RAM (the anonymous mappings at
-#      least as big as --memory; kestrel's lies between guard pages and is split where a
-#      cached kernel is mapped into it: the writable private mappings between the guards),
-#      and the peak, VmHWM minus guest RAM's Rss (VmHWM only
+#      least as big as --memory), and the peak, VmHWM minus guest RAM's Rss (VmHWM only
 #      grows and guest RAM's Rss only grows, so this is a lower bound of the peak overhead).
 #      The record mem-VMM-I also lists the 40 biggest other mappings, for diagnosis.
 # kestrel keeps the kernels it unpacked on the host in a cache (KESTREL_CACHE_DIR, here an
@@ -105,40 +103,13 @@ mem_sample() {
     : > \$f
     if [ -n "\$KP" ] && wait_console \$name KESTREL-BENCH-MEM-READY 150; then
         awk -v ram=$MEM_KIB '
-            # One mapping: guest RAM or not. QEMU: an anonymous mapping at least as big as
-            # guest RAM. kestrel: a run of writable private mappings (anonymous, or the pieces
-            # of a cached kernel it mapped in) between its guard pages (---p), at least half
-            # of guest RAM in all; a run is settled at the guard that ends it.
-            function other_rss(r, sz, pm, rg, nm) {
-                other += r
-                if (r > 0) print "map", r, sz, pm, rg, nm > "/dev/stderr"
-            }
-            function drop_run(  i) {
-                for (i = 1; i <= nrun; i++) other_rss(rrss[i], rsize[i], "rw-p", rrange[i], rname[i])
-                nrun = 0; runsize = 0
-            }
-            function settle(  i, sep, st, en) {
-                if (range == "") return
-                sep = index(range, "-"); st = substr(range, 1, sep - 1); en = substr(range, sep + 1)
-                if (name == "[anon]" && size >= ram) { guest += rss; nguest++; drop_run() }
-                else if (perm == "rw-p" && (name == "[anon]" || name ~ /[.]kernel\$/) &&
-                         ((nrun == 0 && st == guard_end) || (nrun > 0 && st == run_end))) {
-                    nrun++; rrss[nrun] = rss; rsize[nrun] = size; rrange[nrun] = range; rname[nrun] = name
-                    runsize += size; run_end = en
-                } else if (perm == "---p") {
-                    if (nrun > 0 && st == run_end && runsize * 2 >= ram) {
-                        for (i = 1; i <= nrun; i++) { guest += rrss[i]; nguest++ }
-                        nrun = 0; runsize = 0
-                    } else drop_run()
-                    other_rss(rss, size, perm, range, name)
-                    guard_end = en
-                } else { drop_run(); other_rss(rss, size, perm, range, name) }
-                range = ""
-            }
-            /^[0-9a-f]+-[0-9a-f]+ / { settle(); name = (NF >= 6) ? \$6 : "[anon]"; range = \$1; perm = \$2; rss = 0; next }
+            /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? \$6 : "[anon]"; range = \$1; perm = \$2; next }
             /^Size:/ { size = \$2; next }
-            /^Rss:/ { rss = \$2; next }
-            END { settle(); drop_run(); printf "guest_ram_rss_kib %d\nguest_ram_mappings %d\nother_rss_kib %d\n", guest, nguest, other }
+            /^Rss:/ {
+                if (name == "[anon]" && size >= ram) { guest += \$2; nguest++ }
+                else { other += \$2; if (\$2 > 0) print "map", \$2, size, perm, range, name > "/dev/stderr" }
+            }
+            END { printf "guest_ram_rss_kib %d\nguest_ram_mappings %d\nother_rss_kib %d\n", guest, nguest, other }
         ' /proc/\$KP/smaps > \$f 2> \$f.maps
         grep -E '^(VmHWM|VmRSS|Threads):' /proc/\$KP/status >> \$f
         sort -k2 -n -r \$f.maps | head -40 >> \$f
