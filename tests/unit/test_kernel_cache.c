@@ -89,7 +89,7 @@ Test(kernel_cache, miss_then_hit_loads_identical_memory)
 	cr_assert_eq(out2.entry, out.entry);
 	cr_assert_eq(out2.info_gpa, out.info_gpa);
 	cr_assert_eq(memcmp(snap, gp(0, RAM_SIZE), RAM_SIZE), 0, "guest RAM differs on a hit");
-	/* What the guest writes after a hit never reaches the entry: a third boot loads the same. */
+	/* A guest's writes after a hit never reach the entry: a third boot loads the same. */
 	memset(gp(0, RAM_SIZE), 0xa5, RAM_SIZE);
 	clear_ram();
 	kernel_cache_init(&kc);
