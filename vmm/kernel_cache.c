@@ -5,12 +5,11 @@
  * payload and, from the next ENTRY_ALIGN boundary, the stream it decompresses to, its zero
  * runs punched out as holes (the loader skips them: guest_mem_place). Entries are never
  * written once linked in, only replaced (rename) or removed. A hit must be exact: header,
- * file size and the payload compared byte for byte (in small chunks: kestrel's memory stays
- * small); anything else is a miss and the entry goes. An entry is written to an O_TMPFILE in
- * the directory and linked into place (rename: atomic) only once the decoder exited OK and
- * the kernel loaded, so a concurrent kestrel never sees half of one. At most
- * KERNEL_CACHE_MAX_ENTRIES are kept. Nothing here fails a boot: a cache that cannot be used
- * is said once with -v.
+ * file size and the payload compared byte for byte; anything else is a miss and the entry
+ * goes. An entry is written to an O_TMPFILE in the directory and linked into place (rename:
+ * atomic) only once the decoder exited OK and the kernel loaded, so a concurrent kestrel
+ * never sees half of one. At most KERNEL_CACHE_MAX_ENTRIES are kept. Nothing here fails a
+ * boot: a cache that cannot be used is said once with -v.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -34,7 +34,6 @@
 #define ENTRY_ALIGN (64U << 10)
 #define ENTRY_SUFFIX ".kernel"
 #define ENTRY_OUT_MAX (1ULL << 30) /* no stream is bigger (the loader stops at 512 MiB) */
-#define COMPARE_CHUNK (16U << 10)
 
 struct entry_hdr {
 	char magic[8];
@@ -122,24 +121,24 @@ static uint32_t payload_crc(const uint8_t *p, size_t len)
 /* Is fd (at its start) a complete entry for exactly this payload? */
 static bool entry_matches(int fd, const uint8_t *payload, size_t len, uint32_t crc, uint64_t *out)
 {
-	uint8_t buf[COMPARE_CHUNK];
 	struct entry_hdr h;
 	struct stat st;
+	uint8_t *map;
+	bool same;
 
 	if (fd_read_full(fd, &h, sizeof(h)) < 0 || memcmp(h.magic, ENTRY_MAGIC, 8) ||
 	    h.version != ENTRY_VERSION || h.hdr_len != sizeof(h) || h.payload_len != len ||
 	    h.crc != crc || h.out_len == 0 || h.out_len > ENTRY_OUT_MAX || fstat(fd, &st) < 0 ||
 	    !S_ISREG(st.st_mode) || (uint64_t)st.st_size != stream_off(len) + h.out_len)
 		return false;
-	for (size_t done = 0; done < len;) {
-		size_t n = len - done < sizeof(buf) ? len - done : sizeof(buf);
-
-		if (fd_read_full(fd, buf, n) < 0 || memcmp(buf, payload + done, n))
-			return false;
-		done += n;
-	}
+	/* Compared in place: mapped, the copy costs no read() calls and no buffer. */
+	map = mmap(NULL, sizeof(h) + len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED)
+		return false;
+	same = !memcmp(map + sizeof(h), payload, len);
+	munmap(map, sizeof(h) + len);
 	*out = h.out_len;
-	return true;
+	return same;
 }
 
 static int cache_lookup(void *opaque, const uint8_t *payload, size_t len, uint64_t *out_off,
