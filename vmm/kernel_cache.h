@@ -18,7 +18,7 @@ struct kernel_cache {
 	char dir[PATH_MAX];	      /* empty until first used */
 	char hit[PATH_MAX + 80];      /* the entry a lookup found */
 	char name[64];		      /* the entry for the payload looked up */
-	uint32_t crc;		      /* that payload's CRC-32, and its length */
+	uint32_t crc;		      /* that payload's key (payload_key), and its length */
 	size_t crc_len;
 	char note[200]; /* for -v: why nothing was stored, or where it was */
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boot benchmark: kestrel vs QEMU booting the same bzImage + initramfs, in ONE run of the
 # nested test host so both see the same conditions. For each VMM, RUNS times (median):
-#   1. execve -> first KVM_RUN ioctl, from `strace -f -ttt -e trace=execve,ioctl`
+#   1. execve -> first KVM_RUN ioctl, from `strace -f --seccomp-bpf -ttt -e trace=execve,ioctl`
 #   2. launch -> the guest's KESTREL-GUEST-INIT-OK line, from tests/e2e/stamp (no strace),
 #      and the guest's own uptime there (its /init's next step prints /proc/uptime)
 #   3. the VMM's memory overhead with a disk, a NIC (tap, vhost=off) and the serial console:

@@ -78,16 +78,18 @@ rig_put() {
     _rig_record "$1" 0 0 "$2" "$RIG_WORK/empty"
 }
 
-# first_kvm_run NAME CMD...: start CMD under `strace -f -ttt -e trace=execve,ioctl`, and
-# kill it as soon as its first KVM_RUN ioctl shows up (tracing every later exit would
-# take minutes here). Sends record NAME holding the execve line and the first KVM_RUN
-# line of the strace log ("PID SECONDS call...").
+# first_kvm_run NAME CMD...: start CMD under `strace -f --seccomp-bpf -ttt -e
+# trace=execve,ioctl`, and kill it as soon as its first KVM_RUN ioctl shows up (tracing every
+# later exit would take minutes here). Sends record NAME holding the execve line and the
+# first KVM_RUN line of the strace log ("PID SECONDS call..."). --seccomp-bpf: only the two
+# traced calls stop the VMM; without it every system call makes two ptrace stops, which
+# here inflated kestrel's figure 3-7x over its own clock (docs/performance.md).
 first_kvm_run() {
     local name=$1 f sp vp n=0
     shift
     f=$RIG_WORK/strace-$name.txt
     rm -f "$f"
-    strace -f -ttt -e trace=execve,ioctl -o "$f" "$@" > /dev/null 2>&1 < /dev/null &
+    strace -f --seccomp-bpf -ttt -e trace=execve,ioctl -o "$f" "$@" > /dev/null 2>&1 < /dev/null &
     sp=$!
     while [ $n -lt 1200 ] && kill -0 $sp 2>/dev/null && ! grep -q KVM_RUN "$f" 2>/dev/null; do
         usleep 50000; n=$((n + 1))
