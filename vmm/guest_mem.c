@@ -3,24 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <unistd.h>
-
-/*
- * The advice every guest RAM mapping gets: huge pages (guest RAM is the bulk of the
- * process), none of it in a child kestrel forks (x86's kernel decompressor), and a name in
- * smaps. Only the fork advice is needed: the others are best effort (PR_SET_VMA needs
- * CONFIG_ANON_VMA_NAME).
- */
-static int advise(void *p, size_t len, bool anon)
-{
-	if (anon) {
-		(void)madvise(p, len, MADV_HUGEPAGE);
-		(void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, len,
-			    (unsigned long)GUEST_MEM_VMA_NAME);
-	}
-	return madvise(p, len, MADV_DONTFORK);
-}
 
 /*
  * Each region is 2 MiB-aligned in kestrel's address space, as in the guest's: only then can
@@ -69,7 +52,10 @@ int guest_mem_map(struct guest_mem *gm, const struct guest_mem_region *layout, i
 			return kerr_set(err, "cannot allocate %llu MiB of guest memory: %s",
 					(unsigned long long)(size >> 20), strerror(e));
 		}
-		if (advise(host, size, true) < 0) {
+		/* Guest RAM is the bulk of the process: let the kernel back it with huge pages. */
+		madvise(host, size, MADV_HUGEPAGE);
+		/* A child kestrel forks (x86's kernel decompressor) gets no view of the guest. */
+		if (madvise(host, size, MADV_DONTFORK) < 0) {
 			int e = errno;
 			guest_mem_unmap(gm);
 			return kerr_set(err, "madvise(MADV_DONTFORK) on guest memory: %s",

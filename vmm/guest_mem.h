@@ -47,7 +47,4 @@ bool guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, 
 int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
 		    uint64_t off, struct kerr *err);
 
-/* smaps names guest RAM so, where the kernel has CONFIG_ANON_VMA_NAME (for a reader of it). */
-#define GUEST_MEM_VMA_NAME "kestrel-guest-ram"
-
 #endif
