@@ -20,9 +20,9 @@ fi
 status=0
 meson test -C build --print-errorlogs --suite unit --logbase testlog-unit || status=$?
 # The e2e tests (is_parallel: false) each boot a nested test host that keeps one core busy
-# (one TCG vCPU). With two cores or more, the arm64 suite and the rig's own QEMU reference run
-# in a second `meson test` beside the kestrel x86 suite (its own log, printed when it ends;
-# the split makes the two about 16 and 25 minutes long). What it needs first (the cross compiler,
+# (one TCG vCPU). With two cores or more, the arm64 suite, the rig's own QEMU reference and the
+# Debian system test (suite e2e-long) run in a second `meson test` beside the rest of the kestrel
+# x86 suite (its own log, printed when it ends; the split makes the two about 27 minutes each). What it needs first (the cross compiler,
 # the static kestrel-arm64, both test hosts' images: apt and image builds) is made before, one
 # at a time, so that only one apt-get ever runs (the rig also builds one at a time: a lock).
 logs=(build/meson-logs/testlog-unit.json build/meson-logs/testlog.json)
@@ -33,12 +33,12 @@ if [ "$(nproc)" -ge 2 ]; then
     bash guest-images/build-testhost.sh > /dev/null
     side_out=build/meson-logs/e2e-side.out
     meson test -C build --no-rebuild --print-errorlogs --suite e2e-arm64 --suite e2e-rig \
-        --logbase testlog-side > "$side_out" 2>&1 &
+        --suite e2e-long --logbase testlog-side > "$side_out" 2>&1 &
     side=$!
     meson test -C build --no-rebuild --print-errorlogs --no-suite unit --no-suite e2e-arm64 \
-        --no-suite e2e-rig || status=$?
+        --no-suite e2e-rig --no-suite e2e-long || status=$?
     wait $side || status=$?
-    echo "---- suites e2e-arm64 and e2e-rig (ran beside the others):"
+    echo "---- suites e2e-arm64, e2e-rig and e2e-long (ran beside the others):"
     cat "$side_out"
     logs+=(build/meson-logs/testlog-side.json)
 else
