@@ -86,7 +86,6 @@ enum {
 	OPT_SHUTDOWN_TIMEOUT,
 	OPT_KERNEL_UNPACK,
 	OPT_KERNEL_CACHE,
-	OPT_LAZY_KERNEL,
 };
 
 /*
@@ -381,7 +380,6 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
 	    {"kernel-unpack", required_argument, NULL, OPT_KERNEL_UNPACK},
 	    {"kernel-cache", required_argument, NULL, OPT_KERNEL_CACHE},
-	    {"lazy-kernel", required_argument, NULL, OPT_LAZY_KERNEL},
 	    {NULL, 0, NULL, 0},
 	};
 	bool cmdline_given = false;
@@ -393,7 +391,6 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 	cfg->cpus = 1;
 	cfg->seccomp = true;
 	cfg->kernel_cache = true;
-	cfg->lazy_kernel = true;
 	cfg->shutdown_timeout = KESTREL_DEFAULT_SHUTDOWN_TIMEOUT;
 	cfg->acpi = ACPI_ON; /* poweroff and SIGTERM need it; acpi=off guests keep the MP table */
 
@@ -490,13 +487,6 @@ int config_parse(int argc, char *const argv[], struct vm_config *cfg, struct ker
 				return kerr_set(err, "bad --kernel-cache '%s': expected on or off",
 						optarg);
 			cfg->kernel_cache = choice == 1;
-			break;
-		case OPT_LAZY_KERNEL:
-			choice = parse_choice(optarg);
-			if (choice != 1 && choice != 2)
-				return kerr_set(err, "bad --lazy-kernel '%s': expected on or off",
-						optarg);
-			cfg->lazy_kernel = choice == 1;
 			break;
 		case OPT_ITS:
 			if (!arch_layout.msi_devid) /* no ITS to have */

@@ -86,7 +86,6 @@ struct vm_config {
 		KERNEL_UNPACK_GUEST /* a bzImage decompresses itself in the guest */
 	} kernel_unpack;
 	bool kernel_cache; /* keep unpacked kernels on disk (on unless --kernel-cache off) */
-	bool lazy_kernel;  /* a cached kernel is copied in beside the guest (--lazy-kernel) */
 	bool seccomp;	   /* per-thread system call filters (on unless --seccomp=off) */
 	bool verbose;
 	bool help;

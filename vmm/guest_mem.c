@@ -1,7 +1,5 @@
 #include "vmm/guest_mem.h"
 
-#include "vmm/guest_fill.h"
-
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -72,7 +70,6 @@ void guest_mem_unmap(struct guest_mem *gm)
 {
 	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 
-	guest_fill_free(gm->fill); /* its thread writes into the regions */
 	for (int i = 0; i < gm->nr_regions; i++)
 		if (gm->regions[i].host)
 			munmap(gm->regions[i].host - pg, gm->regions[i].size + 2 * pg);
@@ -103,24 +100,27 @@ bool guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, 
 	return true;
 }
 
-int guest_mem_fill_lazily(struct guest_mem *gm, struct kerr *err)
+int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
+		    uint64_t off, struct kerr *err)
 {
-	if (!gm->fill && !(gm->fill = guest_fill_new()))
-		return kerr_set(err, "out of memory");
-	return 0;
-}
-
-/* The data runs only: a hole reads as zeros, which guest RAM here still is. */
-static void read_in(uint8_t *dst, const uint8_t *from, uint64_t len, int fd, uint64_t off)
-{
+	uint8_t *dst = guest_mem_ptr(gm, gpa, len);
+	const uint8_t *from = src;
 	uint64_t at = 0;
 
+	if (!dst)
+		return kerr_set(err, "placing 0x%llx bytes at 0x%llx: not guest RAM",
+				(unsigned long long)len, (unsigned long long)gpa);
+	if (fd < 0) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+	/* The data runs only: a hole reads as zeros, which guest RAM here still is. */
 	while (at < len) {
 		off_t d = lseek(fd, (off_t)(off + at), SEEK_DATA), h;
 		uint64_t data = at, end = len;
 
 		if (d < 0 && errno == ENXIO)
-			return; /* holes to the end */
+			return 0; /* holes to the end */
 		if (d >= 0) {
 			data = (uint64_t)d - off < len ? (uint64_t)d - off : len;
 			h = lseek(fd, d, SEEK_HOLE);
@@ -138,27 +138,5 @@ static void read_in(uint8_t *dst, const uint8_t *from, uint64_t len, int fd, uin
 		}
 		at = end;
 	}
-}
-
-int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
-		    uint64_t off, struct kerr *err)
-{
-	uint8_t *dst = guest_mem_ptr(gm, gpa, len);
-	const uint8_t *from = src;
-	uint64_t head, tail;
-
-	if (!dst)
-		return kerr_set(err, "placing 0x%llx bytes at 0x%llx: not guest RAM",
-				(unsigned long long)len, (unsigned long long)gpa);
-	if (fd < 0) {
-		memcpy(dst, src, len);
-		return 0;
-	}
-	if (gm->fill && guest_fill_take(gm->fill, dst, len, fd, off, &head, &tail)) {
-		read_in(dst, from, head, fd, off);
-		read_in(dst + len - tail, from + len - tail, tail, fd, off + len - tail);
-		return 0;
-	}
-	read_in(dst, from, len, fd, off);
 	return 0;
 }

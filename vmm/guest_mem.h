@@ -20,25 +20,16 @@ struct guest_mem_region {
 	uint8_t *host;
 };
 
-struct guest_fill;
-
 struct guest_mem {
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 	int nr_regions;
-	uint64_t ram_size;	 /* total bytes of RAM over all regions */
-	struct guest_fill *fill; /* guest_mem_place from a file: beside the guest (guest_fill.h) */
+	uint64_t ram_size; /* total bytes of RAM over all regions */
 };
 
 /* Maps anonymous host memory for each region the layout gives (gpa/size filled in, host NULL). */
 int guest_mem_map(struct guest_mem *gm, const struct guest_mem_region *layout, int nr,
 		  struct kerr *err);
 void guest_mem_unmap(struct guest_mem *gm);
-
-/*
- * From now on guest_mem_place() with a file leaves the copy to a thread that runs beside the
- * guest (vmm/guest_fill.h) where it can. -1 (err) without memory.
- */
-int guest_mem_fill_lazily(struct guest_mem *gm, struct kerr *err);
 
 /* Host view of [gpa, gpa+len), or NULL if any byte lies outside one RAM region. len 0 is valid. */
 void *guest_mem_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
@@ -51,8 +42,7 @@ bool guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, 
  * RAM and still zero, as guest_mem_map left it. fd >= 0: the same bytes are at offset off of
  * that file; they are read from there, and its holes (zeros it does not store, found with
  * SEEK_HOLE) are skipped: they cost neither a copy nor a page of guest RAM until the guest
- * touches them; with guest_mem_fill_lazily(), the copy may still be under way when this
- * returns (touching the range waits for it). -1 (err set): the range is not RAM.
+ * touches them. -1 (err set): the range is not RAM.
  */
 int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
 		    uint64_t off, struct kerr *err);

@@ -6,7 +6,6 @@
 
 #include "vmm/config.h"
 #include "vmm/device_report.h"
-#include "vmm/guest_fill.h"
 #include "vmm/platform.h"
 #include "vmm/seccomp.h"
 #include "vmm/terminal.h"
@@ -83,14 +82,8 @@ int main(int argc, char **argv)
 		status = vm_wait(&vm);
 	}
 	terminal_restore(&term);
-	if (cfg.verbose) {
-		char fill[200];
-
+	if (cfg.verbose)
 		device_report(&vm, STDERR_FILENO);
-		guest_fill_note(vm.mem.fill, fill, sizeof(fill));
-		if (fill[0])
-			fprintf(stderr, "kestrel: %s\n", fill);
-	}
 	if (cfg.verbose && vm.net_loop.batch_failed)
 		fprintf(stderr, "kestrel: the network loop could not switch to SCHED_BATCH\n");
 	fprintf(stderr, "\nkestrel: %s (exit status %d)\n", vm.exit_reason, status);

@@ -4,7 +4,6 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/sockios.h>
-#include <linux/userfaultfd.h>
 #include <linux/vhost.h>
 #include <pthread.h>
 #include <signal.h>
@@ -127,20 +126,6 @@ static const unsigned long event_loop_ioctls[] = {
     VHOST_NET_SET_BACKEND, SIOCINQ,
 };
 
-/* The kernel fill (guest_fill.c): waits for faults, then fills, wakes and unregisters. */
-static const int fill_calls[] = {
-    SCMP_SYS(poll),
-    SCMP_SYS(ppoll),
-    SCMP_SYS(close),
-};
-
-static const unsigned long fill_ioctls[] = {
-    UFFDIO_COPY,
-    UFFDIO_ZEROPAGE,
-    UFFDIO_WAKE,
-    UFFDIO_UNREGISTER,
-};
-
 /* Tear-down unbinds the kick ioeventfds and the irqfds of unmasked vectors. */
 static const unsigned long main_ioctls[] = {
     KVM_IOEVENTFD,
@@ -151,7 +136,6 @@ static const char *const class_names[SANDBOX_NR_CLASSES] = {
     [SANDBOX_MAIN] = "main thread",
     [SANDBOX_VCPU] = "vCPU thread",
     [SANDBOX_EVENT_LOOP] = "event-loop thread",
-    [SANDBOX_FILL] = "kernel-fill thread",
 };
 
 #define NAME_TABLE_SIZE 512
@@ -342,11 +326,6 @@ scmp_filter_ctx sandbox_build(enum sandbox_class cls, struct kerr *err)
 			rc = ADD_LIST(add_calls, ctx, event_loop_calls);
 			if (rc == 0)
 				rc = ADD_LIST(add_ioctls, ctx, event_loop_ioctls);
-			break;
-		case SANDBOX_FILL:
-			rc = ADD_LIST(add_calls, ctx, fill_calls);
-			if (rc == 0)
-				rc = ADD_LIST(add_ioctls, ctx, fill_ioctls);
 			break;
 		default:
 			rc = ADD_LIST(add_calls, ctx, main_calls);

@@ -17,7 +17,6 @@ enum sandbox_class {
 	SANDBOX_MAIN,	    /* waits for the end, joins the threads, tears the VM down */
 	SANDBOX_VCPU,	    /* KVM_RUN and the device handlers run from exits */
 	SANDBOX_EVENT_LOOP, /* epoll: device back ends, terminal input, signals */
-	SANDBOX_FILL,	    /* copies a loaded kernel into guest RAM beside the guest */
 	SANDBOX_NR_CLASSES,
 };
 

@@ -12,7 +12,6 @@
 #include "arch/arch.h"
 #include "virtio/mmio.h"
 #include "vmm/file_map.h"
-#include "vmm/guest_fill.h"
 #include "vmm/kernel_cache.h"
 #include "vmm/kvm_dev.h"
 #include "vmm/platform.h"
@@ -244,8 +243,6 @@ int vm_load_kernel(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	kernel_cache_init(&kcache);
 	if (cfg->kernel_cache && !b.unpack_in_guest)
 		b.cache = &kcache.ops;
-	if (cfg->lazy_kernel && guest_mem_fill_lazily(&vm->mem, err))
-		goto out;
 	rc = arch_boot(vm->arch, &vm->mem, &b, vm->vcpus[0].fd, err);
 	if (rc == 0 && vm->verbose && b.note[0])
 		fprintf(stderr, "kestrel: %s\n", b.note);
@@ -267,8 +264,6 @@ int vm_start(struct vm *vm, struct kerr *err)
 	if (vcpu_init_signals(err) || event_loop_start(&vm->loop, err) ||
 	    (vm->pci.nr_nics && event_loop_start(&vm->net_loop, err)))
 		return -1;
-	/* The kernel may still be filling in: that thread is sandboxed before the guest runs. */
-	guest_fill_sandbox(vm->mem.fill);
 	for (unsigned int i = 0; i < vm->nr_cpus; i++)
 		if (vcpu_start(&vm->vcpus[i], err))
 			return -1;

@@ -9,7 +9,6 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/sockios.h>
-#include <linux/userfaultfd.h>
 #include <linux/vhost.h>
 #include <poll.h>
 #include <pthread.h>
@@ -111,8 +110,7 @@ static int call_socket(void *arg)
 
 Test(seccomp, socket_is_forbidden_in_every_class)
 {
-	static const char *const names[] = {"main thread", "vCPU thread", "event-loop thread",
-					    "kernel-fill thread"};
+	static const char *const names[] = {"main thread", "vCPU thread", "event-loop thread"};
 
 	for (int c = 0; c < SANDBOX_NR_CLASSES; c++) {
 		struct outcome o = run_child(call_socket, (void *)(intptr_t)c);
@@ -139,27 +137,6 @@ Test(seccomp, vcpu_ioctl_requests_are_filtered)
 
 	snprintf(want, sizeof(want), "ioctl (%d)", SYS_ioctl);
 	expect_violation(&o, want, "vCPU thread");
-}
-
-/* The fill thread's userfaultfd requests pass (EBADF here); KVM's do not. */
-static int fill_ioctls(void *arg)
-{
-	(void)arg;
-	enter(SANDBOX_FILL);
-	if (ioctl(-1, UFFDIO_COPY, 0) == 0 || errno != EBADF || ioctl(-1, UFFDIO_WAKE, 0) == 0 ||
-	    errno != EBADF)
-		return 60;
-	ioctl(-1, KVM_RUN, 0);
-	return 0;
-}
-
-Test(seccomp, fill_thread_has_only_userfaultfd_ioctls)
-{
-	struct outcome o = run_child(fill_ioctls, NULL);
-	char want[32];
-
-	snprintf(want, sizeof(want), "ioctl (%d)", SYS_ioctl);
-	expect_violation(&o, want, "kernel-fill thread");
 }
 
 static int exec_mapping(void *arg)
