@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <linux/virtio_net.h>
@@ -56,6 +57,21 @@ static void probe_offloads(struct net_tap *t)
 	}
 	if (ioctl(fd, TUNSETOFFLOAD, 0) < 0)
 		t->offloads = 0;
+}
+
+/*
+ * The tap's send buffer unlimited, as QEMU sets it: under the default (wmem_default, ~208 KiB)
+ * a writer that outruns the host's stack is made to wait for write space (vhost-net's TX
+ * worker, kestrel's own writev). Only a tuning: a tap that refuses keeps its default.
+ */
+static void tap_prepare(struct net_tap *t)
+{
+	int unlimited = INT_MAX;
+
+	for (unsigned int i = 0; i < t->nr_fds; i++)
+		if (ioctl(t->fds[i], TUNSETSNDBUF, &unlimited) < 0)
+			break;
+	probe_offloads(t);
 }
 
 static int open_err(const char *name, int e, struct kerr *err)
@@ -132,7 +148,7 @@ int net_tap_open(struct net_tap *t, const char *name, unsigned int queues, struc
 	}
 	t->is_tap = true;
 	t->multi_queue = mq;
-	probe_offloads(t);
+	tap_prepare(t);
 	return 0;
 fail:
 	net_tap_close(t);
@@ -211,7 +227,7 @@ int net_tap_adopt(struct net_tap *t, const int *fds, unsigned int n, struct kerr
 		t->multi_queue = (ifr.ifr_flags & IFF_MULTI_QUEUE) != 0;
 	}
 	if (t->is_tap)
-		probe_offloads(t);
+		tap_prepare(t);
 	return 0;
 fail:
 	net_tap_close(t);

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <endian.h>
 #include <errno.h>
+#include <limits.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,6 +58,23 @@ Test(net, real_multiqueue_tap)
 	virtio_net_get_info(dev, &info);
 	cr_assert_eq(info.curr_pairs, 1);
 	cr_assert_eq(info.hdr_len, 12);
+}
+
+/* Every queue's send buffer is unlimited (QEMU's setting), not wmem_default. */
+Test(net, tap_send_buffer_is_unlimited)
+{
+	struct net_tap t;
+	struct kerr err = {.msg = ""};
+
+	if (net_tap_open(&t, "kntest%d", 2, &err) < 0)
+		cr_skip_test("no tap here: %s", err.msg);
+	for (unsigned int i = 0; i < t.nr_fds; i++) {
+		int sndbuf = 0;
+
+		cr_assert_eq(ioctl(t.fds[i], TUNGETSNDBUF, &sndbuf), 0, "%s", strerror(errno));
+		cr_expect_eq(sndbuf, INT_MAX, "queue %u: sndbuf %d", i, sndbuf);
+	}
+	net_tap_close(&t);
 }
 
 /* ---- vhost argument builders (no /dev/vhost-net needed) ---- */
