@@ -21,10 +21,11 @@ status=0
 meson test -C build --print-errorlogs --suite unit --logbase testlog-unit || status=$?
 # The e2e tests (is_parallel: false) each boot a nested test host that keeps one core busy
 # (one TCG vCPU). With two cores or more, the arm64 suite, the rig's own QEMU reference and the
-# Debian system test (suite e2e-long) run in a second `meson test` beside the rest of the kestrel
-# x86 suite (its own log, printed when it ends; the split makes the two about 27 minutes each). What it needs first (the cross compiler,
-# the static kestrel-arm64, both test hosts' images: apt and image builds) is made before, one
-# at a time, so that only one apt-get ever runs (the rig also builds one at a time: a lock).
+# Debian system test (suite e2e-long) run in a second `meson test` beside the rest of the
+# kestrel x86 suite (its own log, printed when it ends; the split makes the two about 27
+# minutes each). What it needs first (the cross compiler, the static kestrel-arm64, both test
+# hosts' images: apt and image builds) is made before, one at a time, so that only one apt-get
+# ever runs (the rig also builds one at a time: a lock).
 logs=(build/meson-logs/testlog-unit.json build/meson-logs/testlog.json)
 if [ "$(nproc)" -ge 2 ]; then
     bash tests/install-deps.sh gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm

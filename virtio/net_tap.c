@@ -62,15 +62,14 @@ static void probe_offloads(struct net_tap *t)
 /*
  * The tap's send buffer unlimited, as QEMU sets it: under the default (wmem_default, ~208 KiB)
  * a writer that outruns the host's stack is made to wait for write space (vhost-net's TX
- * worker, kestrel's own writev). Only a tuning: a tap that refuses keeps its default.
+ * worker, kestrel's own writev). The setting is the device's: one queue's fd sets every queue,
+ * detached ones when they attach. Only a tuning: a tap that refuses keeps its default.
  */
 static void tap_prepare(struct net_tap *t)
 {
 	int unlimited = INT_MAX;
 
-	for (unsigned int i = 0; i < t->nr_fds; i++)
-		if (ioctl(t->fds[i], TUNSETSNDBUF, &unlimited) < 0)
-			break;
+	(void)ioctl(t->fds[0], TUNSETSNDBUF, &unlimited);
 	probe_offloads(t);
 }
 
