@@ -303,6 +303,15 @@ def blk_regressions():
     d.target(0)
     yield 'reactivate-inflight', d
 
+    d = Driver(1)  # Linux's queue size: activate sizes 256 requests' iovecs at once (~1 MiB)
+    d.bring_up(BLK_FEATURES, size=256)
+    d.post(0, blk_req(d, BLK_T_IN, 0, inlen=512))
+    d.step()
+    d.status(0)
+    d.bring_up(BLK_FEATURES, size=256)
+    d.step()
+    yield 'activate-queue-256', d
+
 
 # ---- fuzz_virtio_net: rx0 tx0 rx1 tx1 ctrl ----
 

@@ -26,6 +26,8 @@
 /* Heap growth allowed between two event-loop steps: more means the guest can make the VMM
  * allocate without bound (a vCPU thread queueing work nobody runs). */
 #define FUZZ_ALLOC_LIMIT (256 * 1024)
+/* What activate may allocate per entry of the queues the driver enabled (blk: 254 iovecs). */
+#define FUZZ_ACTIVATE_PER_ENTRY (8 * 1024)
 
 enum fuzz_op {
 	FUZZ_CFG_READ,	/* off:u16 width:u8 (virtio-mmio: its window, as FUZZ_BAR_*) */
