@@ -89,8 +89,9 @@ struct pci_cfg_hook {
 struct pci_function {
 	/*
 	 * vCPU threads (config cycles) vs. device threads (INTx). Lock order: a device's INTx
-	 * lock, then f->lock, then the MSI-X lock (its config hook), then KVM's routing lock.
-	 * Nothing that takes a device's lock runs under it: hooks that need one are unlocked.
+	 * lock, then f->lock, then the MSI-X lock (its config hook) or the shared INTx line's
+	 * (irq_or.h), then KVM's locks. Nothing that takes a device's lock runs under it: hooks
+	 * that need one are unlocked.
 	 */
 	pthread_mutex_t lock;
 	uint8_t cfg[PCI_CFG_EXT_SIZE];

@@ -60,10 +60,11 @@ struct virtio_pci_vector {
 };
 
 /*
- * Locks, outermost first: intx_lock → fn.lock → msix.lock → (KVM routing). vp->lock and the
- * transport core's lock are leaves, never held while another lock is taken. No config-space
- * hook of this transport runs under fn.lock (the PCI_CFG window is an unlocked hook), so an
- * access through the window takes the same locks in the same order as one through the BAR.
+ * Locks, outermost first: intx_lock → fn.lock → msix.lock or the shared INTx line's lock →
+ * (KVM). vp->lock and the transport core's lock are leaves, never held while another lock is
+ * taken. No config-space hook of this transport runs under fn.lock (the PCI_CFG window is an
+ * unlocked hook), so an access through the window takes the same locks in the same order as
+ * one through the BAR.
  */
 struct virtio_pci {
 	struct virtio_dev *dev;

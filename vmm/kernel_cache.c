@@ -8,9 +8,9 @@
  * removed. A hit must be exact: header, file size and the payload compared byte for byte;
  * anything else is a miss and the entry goes. An entry is written to an O_TMPFILE in the
  * directory and linked into place (rename: atomic) only once the decoder exited OK and the
- * kernel loaded, so a concurrent kestrel never sees half of one. At most
- * KERNEL_CACHE_MAX_ENTRIES are kept. Nothing here fails a boot: a cache that cannot be used
- * is said once with -v.
+ * kernel loaded, and after fdatasync, so neither a concurrent kestrel nor one after a crash
+ * sees half of one. At most KERNEL_CACHE_MAX_ENTRIES are kept. Nothing here fails a boot: a
+ * cache that cannot be used is said once with -v.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -323,7 +323,9 @@ static void cache_end(void *opaque, int fd, bool ok, uint64_t out_len)
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-%d" ENTRY_SUFFIX "-new", kc->dir, (int)getpid());
 	(void)unlink(tmp); /* a kestrel of this pid that died here */
-	if (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	/* Durable before it has a name: a crash must not leave a linked entry whose header says
+	 * complete over blocks that never reached the disk (a hit is not checksummed). */
+	if (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || fdatasync(fd) < 0 ||
 	    linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0) {
 		snprintf(kc->note, sizeof(kc->note), "kernel cache: not stored (%s)",
 			 strerror(errno));

@@ -105,6 +105,26 @@ static int add_virtio_mmio(struct vm *vm, struct virtio_dev *dev, struct event_l
 			       dev->name, err);
 }
 
+/* A source on the wired-OR of line irq, which functions in other slots may share. */
+static int intx_source(struct vm *vm, unsigned int irq, struct irq_line *line, struct kerr *err)
+{
+	struct pci_devices *pd = &vm->pci;
+	unsigned int i;
+
+	for (i = 0; i < pd->nr_intx && pd->intx[i].irq != irq; i++)
+		;
+	if (i == pd->nr_intx) {
+		if (i == PCI_DEVICES_MAX)
+			return kerr_set(err, "PCI: no room for INTx line %u", irq);
+		pd->intx[i].irq = irq;
+		irq_or_init(&pd->intx[i].line, vm_irq(vm, irq));
+		pd->nr_intx++;
+	}
+	if (irq_or_source(&pd->intx[i].line, line))
+		return kerr_set(err, "PCI: too many functions on INTx line %u", irq);
+	return 0;
+}
+
 static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct event_loop *loop,
 			  struct kerr *err)
 {
@@ -125,8 +145,9 @@ static int add_virtio_pci(struct vm *vm, struct virtio_dev *dev, struct event_lo
 	 * one (bus 0, function 0). */
 	slot = (int)pd->nr + 1;
 	plat.msi_devid = (uint32_t)slot << 3;
-	struct irq_line intx = vm_irq(vm, arch_pci_intx_irq((unsigned int)slot));
-	if (virtio_pci_create(&vp, dev, &plat, intx, err))
+	struct irq_line intx;
+	if (intx_source(vm, arch_pci_intx_irq((unsigned int)slot), &intx, err) ||
+	    virtio_pci_create(&vp, dev, &plat, intx, err))
 		return -1;
 	pd->vps[pd->nr++] = vp;
 	if (pci_bus_add(&pd->bus, &vp->fn, slot, err) < 0)
@@ -262,6 +283,9 @@ void pci_devices_destroy(struct vm *vm)
 		pd->mmios[i] = NULL;
 		destroy_device(d);
 	}
+	for (unsigned int i = 0; i < pd->nr_intx; i++)
+		irq_or_destroy(&pd->intx[i].line);
+	pd->nr_intx = 0;
 	/* A device created but not yet wrapped in a transport. */
 	if (pd->nr < PCI_DEVICES_MAX && pd->devs[pd->nr])
 		destroy_device(pd->devs[pd->nr]);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devices/irq_or.h"
 #include "devices/pci.h"
 #include "vmm/config.h"
 #include "vmm/error.h"
@@ -35,6 +36,12 @@ struct pci_devices {
 	unsigned int nr_mmio;	    /* windows used in the virtio-mmio area */
 	struct virtio_dev *console; /* virtio-console, if any */
 	unsigned int nr_nics;	    /* on vm->net_loop */
+	/* The lines the functions' INTx pins share (arch_pci_intx_irq), each a wired-OR. */
+	struct {
+		unsigned int irq;
+		struct irq_or line;
+	} intx[PCI_DEVICES_MAX];
+	unsigned int nr_intx;
 };
 
 /* Registers the bus on the VM's buses and creates every device the config asks for. */

@@ -22,6 +22,11 @@
 # after the reset lands in the image.
 # Boot 2 ("reread"): a second kestrel on the same root image reads /data/written-MODE.
 # Mode msi uses the default cmdline; nomsi adds pci=nomsi (INTx through the IOAPIC).
+# Boot 3 ("shared", pci transport, mode nomsi only): enough raw disks on PCI that two
+# functions' INTx pins share a line (x86: 9, IO-APIC pin 16 + slot % 8; arm64: 5, SPI
+# slot % 4): every disk is read concurrently with O_DIRECT 4 KiB requests (an interrupt
+# each); all reads finish with the test host's checksums, and vda and the last disk take
+# their interrupts on one line (kestrel ORs the functions' levels on it).
 # Transports (default pci): pci puts every disk on virtio-pci; mmio every disk on
 # virtio-mmio (found through ACPI); mix vda and vdb on virtio-mmio, vdc on virtio-pci.
 # Default modes: msi,nomsi on pci and mix; msi on mmio (pci=nomsi changes nothing there).
@@ -52,11 +57,11 @@ done
 # and how /proc/interrupts names an MSI vector and a level-triggered line (ERE, and words
 # for the check names).
 if [ "$ARCH" = arm64 ]; then
-    NOMSI_CMDLINE= NOMSI_VMM_ARGS="--its off" NOMSI_WORD="--its off"
+    NOMSI_CMDLINE= NOMSI_VMM_ARGS="--its off" NOMSI_WORD="--its off" SHARED_DISKS=5
     MSI_RE='ITS-MSI' MSI_WORD=ITS-MSI
     LEVEL_RE='GICv3 [0-9]+ Level' LEVEL_WORD="level GICv3 SPI"
 else
-    NOMSI_CMDLINE=" pci=nomsi" NOMSI_VMM_ARGS= NOMSI_WORD=pci=nomsi
+    NOMSI_CMDLINE=" pci=nomsi" NOMSI_VMM_ARGS= NOMSI_WORD=pci=nomsi SHARED_DISKS=9
     MSI_RE='PCI-MSI' MSI_WORD=PCI-MSI
     LEVEL_RE='IO-APIC [0-9]*-fasteoi' LEVEL_WORD="level IO-APIC line"
 fi
@@ -84,7 +89,7 @@ scenario=$work/scenario.sh
 {
     echo "L=$LIMIT"
     echo "RUNS='$RUNS'"
-    echo "NOMSI_CMDLINE='$NOMSI_CMDLINE' NOMSI_VMM_ARGS='$NOMSI_VMM_ARGS'"
+    echo "NOMSI_CMDLINE='$NOMSI_CMDLINE' NOMSI_VMM_ARGS='$NOMSI_VMM_ARGS' SHARED_DISKS=$SHARED_DISKS"
     cat <<'SCENARIO'
 gunzip -c /files/guest-root.ext4.gz > /tmp/root.ext4
 cp "$GUEST_DISK" /tmp/ro.ext4
@@ -202,6 +207,30 @@ for r in $RUNS; do
     G=$(printf '%s\n' "echo \"REREAD-MD5 \$(md5sum < /data/written-$m | cut -d' ' -f1)\"" \
         "echo \"TESTFILE-MD5 \$(md5sum < /data/testfile | cut -d' ' -f1)\"" | guest_initrd reread-$m)
     run_vmm -t $L reread-$m $VMM $A --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
+    [ $t:$mm = pci:nomsi ] || continue
+    # Boot 3: disks enough to share an INTx line, all read at once.
+    SD= names=
+    for i in $(seq 1 $SHARED_DISKS); do
+        head -c 2097152 /dev/urandom > /tmp/s$i.img
+        SD="$SD --disk path=/tmp/s$i.img"
+        names="$names vd$(echo abcdefghijklmnop | cut -c$i)"
+    done
+    md5sum /tmp/s*.img > "$RIG_WORK/md5-shared"
+    rig_put md5-shared "$RIG_WORK/md5-shared"
+    GUEST_FILES= G=$(guest_initrd shared <<GEOF
+modload virtio_pci virtio_blk > /dev/null 2>&1 || echo SHARED-MODLOAD-FAIL
+n=0; while [ ! -b /dev/${names##* } ] && [ \$n -lt 100 ]; do usleep 100000; n=\$((n + 1)); done
+for d in $names; do
+    echo "SHARED-DEV \$d \$(basename "\$(readlink -f /sys/block/\$d/device)")"
+    (for p in 1 2; do dd if=/dev/\$d of=/dev/null bs=4096 iflag=direct 2>/dev/null; done
+     echo "SHARED-MD5 \$d \$(dd if=/dev/\$d bs=4096 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)") &
+done
+wait
+grep virtio /proc/interrupts | tr -s ' ' | sed 's/^/SHARED-IRQ /'
+GEOF
+)
+    run_vmm -t $L shared $VMM $A --kernel $VMLINUZ --initrd $G \
+        --cmdline "console=ttyS0 reboot=k panic=1 quiet$NOMSI_CMDLINE" $SD
 done
 SCENARIO
 } > "$scenario"
@@ -304,4 +333,32 @@ for r in $RUNS; do
             "eq \"\$(val $M RESET-READBACK-MD5)\" \"\$(val $M RESET-WRITE-MD5)\"" \
             "eq \"\$(val md5-after-$m region)\" \"\$(val $M RESET-WRITE-MD5)  -\""
 done
+
+# shared_ok: every disk read back its image's checksum, and one line's interrupts are vda's
+# and the last disk's together, counted.
+shared_ok() {
+    local i d want got dev0 devn line rc=0
+    for i in $(seq 1 $SHARED_DISKS); do
+        d=vd$(echo abcdefghijklmnop | cut -c$i)
+        want=$(host_md5 md5-shared /tmp/s$i.img)
+        got=$(rec_out shared | tr -d '\r' | awk -v d=$d '$1 == "SHARED-MD5" && $2 == d {print $3}')
+        eq "$got" "$want" || { echo "  $d: read md5 '$got', image '$want'" >&2; rc=1; }
+    done
+    dev0=$(rec_out shared | tr -d '\r' | awk '$1 == "SHARED-DEV" && $2 == "vda" {print $3}')
+    devn=$(rec_out shared | tr -d '\r' | awk -v d="$d" '$1 == "SHARED-DEV" && $2 == d {print $3}')
+    rec_out shared | tr -d '\r' | grep '^SHARED-IRQ ' | sed 's/^/    /' >&2
+    line=$(rec_out shared | tr -d '\r' | grep '^SHARED-IRQ ' | grep -E "[ ,]$dev0(,|$)" |
+        grep -E "[ ,]$devn(,|$)")
+    [ -n "$dev0" ] && [ -n "$devn" ] && [ -n "$line" ] ||
+        { echo "  no line shared by vda ($dev0) and $d ($devn)" >&2; return 1; }
+    echo "$line" | grep -Eq "$LEVEL_RE" || { echo "  the shared line is not a $LEVEL_WORD" >&2; rc=1; }
+    echo "$line" | awk '{s = 0; for (i = 3; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; exit !(s > 0)}' ||
+        { echo "  the shared line took no interrupts" >&2; rc=1; }
+    return $rc
+}
+if [[ " $RUNS " == *" pci:nomsi "* ]]; then
+    check_rec shared "[shared] $SHARED_DISKS disks on PCI INTx ($NOMSI_WORD), vda and the last on one $LEVEL_WORD: all read at once to their checksums" \
+        all "expect_status shared 0" "expect_out shared KESTREL-GUEST-INIT-OK" \
+            "! expect_out shared SHARED-MODLOAD-FAIL 2>/dev/null" shared_ok
+fi
 finish
