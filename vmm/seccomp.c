@@ -1,6 +1,7 @@
 #include "vmm/seccomp.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 #include <linux/sockios.h>
@@ -232,6 +233,15 @@ int sandbox_prepare(int exit_status, struct kerr *err)
 	 * thread), opening /etc/localtime: do it now, while files may still be opened.
 	 */
 	tzset();
+	/*
+	 * glibc reads /proc/sys/vm/overcommit_memory the first time it shrinks a thread's heap
+	 * (a device freeing its queues at reset, on the event loop), and the dynamic mmap
+	 * threshold moves freed big blocks into those heaps. A fixed mmap threshold keeps big
+	 * blocks mmapped (munmap returns them), and a trim threshold above a thread heap's
+	 * 64 MiB means no thread heap is ever shrunk.
+	 */
+	if (!mallopt(M_MMAP_THRESHOLD, 128 * 1024) || !mallopt(M_TRIM_THRESHOLD, 128 << 20))
+		return kerr_set(err, "mallopt failed");
 	for (int nr = 0; nr < NAME_TABLE_SIZE; nr++) {
 		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 
