@@ -69,17 +69,8 @@ BYTES=$((SIZE * 1048576))
 cat > $RIG_WORK/g-bench.sh <<GEOF
 BYTES=$BYTES UDP=$UDP
 GEOF
+net_guest_prelude >> $RIG_WORK/g-bench.sh
 cat >> $RIG_WORK/g-bench.sh <<'GEOF'
-A=10.77.0.2 P=10.77.0.1
-wait_for() {
-    local n=$(($1 * 2)); shift
-    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
-    return 1
-}
-modload virtio_pci virtio_net > /dev/null 2>&1 || echo "G: MODLOAD-FAIL"
-wait_for 20 test -e /sys/class/net/eth0 || echo "G: NO-ETH0"
-ip addr add $A/24 dev eth0; ip link set eth0 up
-wait_for 120 ping -c 1 -W 1 $P || echo "G: NO-PING"
 netbench recv -q -w 900 5002
 netbench send -n $BYTES -w 900 $P 5001
 netbench udprecv -t $UDP -w 120 5004
@@ -100,9 +91,7 @@ bench() {
     KP=
     wait_for 30 vmm_pid $prog && KP=$(vmm_pid $prog)
     (
-        wait_for 60 ip link show kt0 || { echo "H: no kt0"; exit 1; }
-        ip addr add 10.77.0.1/24 dev kt0; ip link set kt0 up
-        wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
+        net_host_up || exit 1
         netbench send -p $KP -n $BYTES -w 900 10.77.0.2 5002
         netbench recv -p $KP -q -w 900 5001
         netbench udpsend -s 64 -t $((UDP + 1)) 10.77.0.2 5004
@@ -117,8 +106,7 @@ bench() {
 K="kestrel --memory 512M --kernel $VMLINUZ --initrd $G --cmdline"
 # debug-threads=on names QEMU's vCPU threads "CPU N/KVM", so netbench can tell them apart.
 Q="$QEMU_KVM -name bench,debug-threads=on -m 512M -kernel $VMLINUZ -initrd $G -append"
-QNET="-netdev tap,id=n0,ifname=kt0,script=no,downscript=no"
-QDEV="-device virtio-net-pci,netdev=n0,romfile="
+QNET=$QEMU_NET_TAP QDEV=$QEMU_NET_DEV
 for i in $(seq $RUNS); do
     if [ -x "$KESTREL" ]; then
         bench kestrel-tap-$i kestrel $K "$QCMD" --net tap=kt0,vhost=off

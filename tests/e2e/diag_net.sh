@@ -35,19 +35,10 @@ BYTES=$((SIZE * 1048576))
 cat > $RIG_WORK/g.sh <<GEOF
 BYTES=$BYTES UDP=$UDP
 GEOF
+net_guest_prelude >> $RIG_WORK/g.sh
 cat >> $RIG_WORK/g.sh <<'GEOF'
-A=10.77.0.2 P=10.77.0.1
-wait_for() {
-    local n=$(($1 * 2)); shift
-    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
-    return 1
-}
 irq() { echo "G: IRQ $1"; grep -i virtio /proc/interrupts | sed 's/^/G: /'; }
-modload virtio_pci virtio_net > /dev/null 2>&1 || echo "G: MODLOAD-FAIL"
-wait_for 20 test -e /sys/class/net/eth0 || echo "G: NO-ETH0"
-ip addr add $A/24 dev eth0; ip link set eth0 up
 cat /sys/class/net/eth0/device/features 2>/dev/null | sed 's/^/G: features /'
-wait_for 120 ping -c 1 -W 1 $P || echo "G: NO-PING"
 irq udp0
 netbench udpsend -s 64 -t $((UDP + 2)) $P 5003
 irq udp1
@@ -70,9 +61,7 @@ bench() {
     KP=
     wait_for 30 vmm_pid $prog && KP=$(vmm_pid $prog)
     (
-        wait_for 60 ip link show kt0 || { echo "H: no kt0"; exit 1; }
-        ip addr add 10.77.0.1/24 dev kt0; ip link set kt0 up
-        wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
+        net_host_up || exit 1
         ctx() { for t in /proc/$KP/task/*; do echo "H: CTX $1 $(cat $t/comm | tr ' ' _) $(grep ctxt $t/status | awk '{printf "%s ", $2}')"; done; }
         ctx before
         mount -t debugfs none /sys/kernel/debug 2>/dev/null
@@ -94,8 +83,7 @@ bench() {
 }
 K="kestrel -v --memory 512M --kernel $VMLINUZ --initrd $G --cmdline"
 Q="$QEMU_KVM -name bench,debug-threads=on -m 512M -kernel $VMLINUZ -initrd $G -append"
-QNET="-netdev tap,id=n0,ifname=kt0,script=no,downscript=no"
-QDEV="-device virtio-net-pci,netdev=n0,romfile="
+QNET=$QEMU_NET_TAP QDEV=$QEMU_NET_DEV
 bench kestrel-tap kestrel $K "$QCMD" --net tap=kt0,vhost=off
 [ -x /usr/local/bin/kestrel2 ] && bench k2-tap kestrel2 kestrel2 ${K#kestrel } "$QCMD" --net tap=kt0,vhost=off
 bench qemu-tap qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=off $QDEV

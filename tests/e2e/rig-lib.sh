@@ -159,6 +159,32 @@ host_tap() {
     ip link set "$1" up
 }
 
+# The network benchmarks' link (bench_net.sh, diag_net.sh): the tap kt0 at 10.77.0.1 in the
+# test host, the guest's eth0 at 10.77.0.2, and QEMU's side of it (add ,vhost=on|off).
+QEMU_NET_TAP="-netdev tap,id=n0,ifname=kt0,script=no,downscript=no"
+QEMU_NET_DEV="-device virtio-net-pci,netdev=n0,romfile="
+# net_host_up: kt0 up and the guest answering ping; says why not ("H: ...") and fails.
+net_host_up() {
+    host_tap kt0 10.77.0.1 || return 1
+    wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; return 1; }
+}
+# net_guest_prelude: the start of the guest's script: its wait_for, the driver, eth0 up at
+# $A and the host ($P) answering; "G: ..." lines say what failed.
+net_guest_prelude() {
+    cat <<'GEOF'
+A=10.77.0.2 P=10.77.0.1
+wait_for() {
+    local n=$(($1 * 2)); shift
+    while [ $n -gt 0 ]; do "$@" > /dev/null 2>&1 && return 0; usleep 500000; n=$((n - 1)); done
+    return 1
+}
+modload virtio_pci virtio_net > /dev/null 2>&1 || echo "G: MODLOAD-FAIL"
+wait_for 20 test -e /sys/class/net/eth0 || echo "G: NO-ETH0"
+ip addr add $A/24 dev eth0; ip link set eth0 up
+wait_for 120 ping -c 1 -W 1 $P || echo "G: NO-PING"
+GEOF
+}
+
 # guest_initrd NAME [SCRIPT]: the default guest initramfs with /scenario.sh appended
 # (read from SCRIPT, or from stdin), plus the files GUEST_FILES="SRC:DEST ..." names. The guest's /init runs it after printing
 # KESTREL-GUEST-INIT-OK, then reboots. Prints the new initrd's path.
