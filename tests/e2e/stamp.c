@@ -6,11 +6,22 @@
  *                        seconds elapsed since just before CMD was started
  *                        ("12.345678 line"); CMD's stderr passes through untouched.
  *                        Exits with CMD's exit status (128+N when killed by signal N).
+ *   stamp scrub MB       fault in MB MiB of fresh memory (huge pages where the kernel has
+ *                        them) and free it, printing the milliseconds it took.
+ *
+ * Why scrub: the test host is emulated (TCG), and the emulator tracks the pages it has
+ * translated guest code from. After a VM exits, the pages its kernel ran in go back to the
+ * host's free lists still tracked, and the first write to each (the host kernel zeroing it
+ * for its next user) costs ~2 s in all for one VM (docs/performance.md, "A VM's pages cost
+ * the next VM"). Whichever VMM allocates them next pays that inside its timed start-up;
+ * real hardware has no such cost. Scrubbing before each timed run pays it outside.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,15 +91,53 @@ static int run(char **argv)
 	return WEXITSTATUS(status);
 }
 
+/* Freed pages are reused most recently freed first, so MB a little over the last VM's
+ * memory reaches all of its pages. Writing one byte per 4 KiB page is enough: the kernel
+ * zeroes each page it hands out, 4 KiB or 2 MiB, whole. */
+static int scrub(const char *arg)
+{
+	const size_t huge = 2u << 20;
+	char *end;
+	unsigned long mb = strtoul(arg, &end, 10);
+	size_t len, off;
+	double t0 = now();
+	char *map, *p;
+
+	if (*arg == '\0' || *end != '\0' || mb == 0 || mb > (1ul << 20)) {
+		fprintf(stderr, "stamp: scrub takes a size in MiB (1 to 1048576), not '%s'\n", arg);
+		return 2;
+	}
+	len = (size_t)mb << 20;
+	map = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED) {
+		perror("stamp: scrub: mmap");
+		return 1;
+	}
+	p = (char *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
+	madvise(p, len, MADV_HUGEPAGE); /* best effort: without THP it scrubs 4 KiB pages */
+	for (off = 0; off < len; off += 4096)
+		p[off] = 1;
+	munmap(map, len + huge);
+	printf("scrubbed %lu MiB in %.0f ms\n", mb, (now() - t0) * 1e3);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: stamp now | stamp [--] CMD [ARG...]\n");
+		fprintf(stderr, "usage: stamp now | stamp scrub MB | stamp [--] CMD [ARG...]\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "now") == 0) {
 		printf("%.9f\n", now());
 		return 0;
+	}
+	if (strcmp(argv[1], "scrub") == 0) {
+		if (argc != 3) {
+			fprintf(stderr, "stamp: scrub takes one argument, a size in MiB\n");
+			return 2;
+		}
+		return scrub(argv[2]);
 	}
 	if (strcmp(argv[1], "--") == 0) {
 		if (argc < 3) {
