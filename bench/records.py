@@ -94,8 +94,7 @@ def boot(run, a, samples):
             ("VMM peak RSS outside guest RAM", "MiB", mem_peak, "%.2f", "kestrel"),
             ("unpack guest: first KVM_RUN", "ms", first_kvm_run, "%.1f", "kguest"),
             ("unpack guest: launch -> init", "s", init_line, "%.3f", "kguest"),
-            ("unpack guest: uptime at init", "s", guest_uptime, "%.2f",
-             "kguest")]
+            ("unpack guest: uptime at init", "s", guest_uptime, "%.2f", "kguest")]
     table = []
     for label, unit, fn, f, kvmm in rows:
         if kvmm != "kestrel" and not run.read("stamp-%s-1" % kvmm):

@@ -82,6 +82,8 @@ case $MEM in
 esac
 # Scrub a little more than one VM's memory: freed pages are reused newest first.
 SCRUB_MB=$((MEM_KIB / 1024 + 128))
+# kestrel's arguments for the timed runs, with and without --kernel-unpack guest.
+KARGS="--memory $MEM --kernel \$$KIMG --initrd \$G --cmdline"
 # The bzImage again with --kernel-unpack guest (x86 only; an ELF has nothing to unpack).
 KGUEST=
 [ "$ARCH" = x86_64 ] && [ "$KIMG" = VMLINUZ ] && KGUEST=kguest
@@ -132,20 +134,21 @@ mem_sample() {
 }
 QDISK="-drive file=/tmp/mem.img,if=none,id=d0,format=raw -device virtio-blk-pci,drive=d0"
 QNET="-netdev tap,id=n0,ifname=km0,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0,romfile="
-K="kestrel --memory $MEM --kernel \$$KIMG --initrd \$G --cmdline"
-KG="kestrel --kernel-unpack guest --memory $MEM --kernel \$$KIMG --initrd \$G --cmdline"
+K="kestrel $KARGS"
+KG="kestrel --kernel-unpack guest $KARGS"
 Q="\$QEMU_KVM -m $MEM -kernel \$$KIMG -initrd \$G -append"
 # The cache, empty; one unmeasured first boot fills it (every measured kestrel run: a hit).
 export KESTREL_CACHE_DIR=\$RIG_WORK/kernel-cache
 rm -rf \$KESTREL_CACHE_DIR
-[ -x \$KESTREL ] && run_vmm -t 120 coldboot-kestrel stamp kestrel -v --memory $MEM --kernel \$$KIMG --initrd \$G --cmdline "\$C"
+[ -x \$KESTREL ] && run_vmm -t 120 coldboot-kestrel stamp kestrel -v $KARGS "\$C"
 for i in \$(seq $RUNS); do
     for v in kestrel $KGUEST qemu; do
         case \$v in
-            kestrel) cmd=\$K c=\$C; [ -x \$KESTREL ] || continue ;;
-            kguest) cmd=\$KG c=\$C; [ -x \$KESTREL ] || continue ;;
+            kestrel) cmd=\$K c=\$C ;;
+            kguest) cmd=\$KG c=\$C ;;
             qemu) cmd=\$Q c=\$QC ;;
         esac
+        [ \$v = qemu ] || [ -x \$KESTREL ] || continue
         # 1: first KVM_RUN under strace (the VMM is killed right after it). Each timed run
         # starts on scrubbed memory (the header).
         stamp scrub $SCRUB_MB > /dev/null
