@@ -5,7 +5,8 @@
 # switches around a UDP window, and with --strace a second UDP window under strace -c -f.
 # --rx turns the UDP windows around (host->guest, after a TCP transfer host->guest, as in
 # bench_net.sh) and adds the guest's /proc/net/snmp Udp line (RcvbufErrors: frames its
-# socket dropped) and mergeable RX buffer size around each.
+# socket dropped), mergeable RX buffer size and its /proc/stat cpu line and softnet_stat around
+# each; every VMM thread also gets its CPU ticks, and the test host its /proc/stat cpu line.
 # --kestrel2 PATH adds a second kestrel binary (config k2-tap) for before/after in one run;
 # --only REGEX picks configurations (kestrel-tap k2-tap qemu-tap kestrel-vhost qemu-vhost).
 # Not a benchmark and not in any suite; see docs/performance.md, Network. E2E_KEEP=1 keeps
@@ -46,6 +47,7 @@ cat /sys/class/net/eth0/device/features 2>/dev/null | sed 's/^/G: features /'
 snmp() {
     grep '^Udp:' /proc/net/snmp | tail -n 1 | sed "s/^/G: SNMP $1 /"
     echo "G: MRGBUF $1 $(cat /sys/class/net/eth0/queues/rx-0/virtio_net/mergeable_rx_buffer_size)"
+    echo "G: CPU $1 $(grep '^cpu ' /proc/stat) $(grep -c . /proc/net/softnet_stat) $(awk '{print $1, $2, $3}' /proc/net/softnet_stat | head -n 1)"
 }
 if [ $RX = 1 ]; then
     netbench recv -q -w 900 5002
@@ -80,7 +82,11 @@ bench() {
     (
         net_host_up || exit 1
         [ $RX = 1 ] && netbench send -p $KP -n $BYTES -w 900 10.77.0.2 5002
-        ctx() { for t in /proc/$KP/task/*; do echo "H: CTX $1 $(cat $t/comm | tr ' ' _) $(grep ctxt $t/status | awk '{printf "%s ", $2}')"; done; }
+        # per thread: voluntary, involuntary switches, then utime+stime ticks; the host's cpu line
+        ctx() {
+            for t in /proc/$KP/task/*; do echo "H: CTX $1 $(cat $t/comm | tr ' ' _) $(grep ctxt $t/status | awk '{printf "%s ", $2}') $(sed 's/.*) //' $t/stat | awk '{print $12 + $13}')"; done
+            echo "H: CPU $1 $(grep '^cpu ' /proc/stat)"
+        }
         ctx before
         mount -t debugfs none /sys/kernel/debug 2>/dev/null
         kv() { for f in exits mmio_exits io_exits irq_exits halt_exits irq_injections nmi_injections signal_exits request_irq_exits irq_window_exits host_state_reload; do echo "H: KVM $1 $f $(cat /sys/kernel/debug/kvm/$f 2>/dev/null)"; done; }
