@@ -17,6 +17,7 @@
 #define VIRTIO_MAX_QUEUES 64
 
 struct virtio_dev;
+struct event_loop;
 struct virtio_transport;
 
 struct virtio_dev_ops {
@@ -36,7 +37,8 @@ struct virtio_dev_ops {
 	bool (*validate_features)(struct virtio_dev *d, uint64_t features);
 	/* The driver wrote 0 to the status: stop all work and forget all queue state. */
 	void (*reset)(struct virtio_dev *d);
-	/* The driver kicked queue q. Runs on the event-loop thread (the queue's ioeventfd). */
+	/* The driver kicked queue q. Runs on the event-loop thread that polls the queue's
+	 * ioeventfd (the transport's, or queue_loop's). */
 	void (*queue_notify)(struct virtio_dev *d, uint16_t q);
 	/*
 	 * Optional: the driver changed which interrupt queue q raises (MSI-X vector) while the
@@ -44,6 +46,12 @@ struct virtio_dev_ops {
 	 * call fd from transport->call_fd here. Runs on the event-loop thread.
 	 */
 	void (*queue_irq_changed)(struct virtio_dev *d, uint16_t q);
+	/*
+	 * Optional: the event loop whose thread polls queue q's kicks, when not the transport's
+	 * (NULL). Asked once, when the transport is set up. queue_notify then runs there, so a
+	 * device that answers must serialize it with its other ops itself (its lock).
+	 */
+	struct event_loop *(*queue_loop)(struct virtio_dev *d, uint16_t q);
 };
 
 /* What the transport offers the device: interrupts and error reporting. */

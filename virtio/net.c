@@ -213,6 +213,16 @@ static bool net_validate_features(struct virtio_dev *d, uint64_t features)
 	return virtio_net_check_features(features, NULL) == 0;
 }
 
+/* RX queues' kicks (the guest gave buffers) go where tap input is read: a guest waiting
+ * for frames should not wait for the network loop's SCHED_BATCH turn either. */
+static struct event_loop *net_queue_loop(struct virtio_dev *d, uint16_t q)
+{
+	struct net_dev *n = to_net(d);
+
+	/* With MQ off, queue 2 is the control queue; it may run there too (under the lock). */
+	return q % 2 == 0 && q < 2 * n->max_pairs ? n->rx_loop : NULL;
+}
+
 static const struct virtio_dev_ops net_ops = {
     .config_read = net_config_read,
     .validate_features = net_validate_features,
@@ -221,6 +231,7 @@ static const struct virtio_dev_ops net_ops = {
     .reset = net_reset,
     .queue_notify = net_queue_notify,
     .queue_irq_changed = net_queue_irq_changed,
+    .queue_loop = net_queue_loop,
 };
 
 /* ---- create / destroy ---- */
@@ -316,7 +327,7 @@ static void net_free(struct net_dev *n)
 	for (unsigned int i = 0; i < VIRTIO_NET_MAX_PAIRS; i++) {
 		struct net_pair *p = &n->pairs[i];
 
-		watch_set(n, &p->tap, 0);
+		tap_watch(n, p, 0, 0);
 		for (unsigned int j = 0; j < 2; j++)
 			net_own_call_close(n, &p->call[j]);
 		free(p->buf);
@@ -350,6 +361,7 @@ static int net_create(struct virtio_dev **out, const struct net_options *o, unsi
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_mutex_init(&n->cfg_lock, NULL);
 	n->loop = loop;
+	n->rx_loop = o->rx_loop != loop ? o->rx_loop : NULL;
 	n->max_pairs = pairs;
 	n->curr_pairs = 1;
 	n->data_pairs = 1;
@@ -361,6 +373,7 @@ static int net_create(struct virtio_dev **out, const struct net_options *o, unsi
 		p->n = n;
 		p->index = i;
 		p->tap.h = (struct event_handler){-1, net_on_tap, p};
+		p->tap_in.h = (struct event_handler){-1, net_on_tap_in, p};
 		for (unsigned int j = 0; j < 2; j++)
 			p->call[j].h.fd = -1;
 	}
@@ -380,7 +393,7 @@ static int net_create(struct virtio_dev **out, const struct net_options *o, unsi
 	for (unsigned int i = 0; i < pairs; i++) {
 		struct net_pair *p = &n->pairs[i];
 
-		p->tap.h.fd = n->tap.fds[i];
+		p->tap.h.fd = p->tap_in.h.fd = n->tap.fds[i];
 		p->buf = malloc(NET_BUF_SIZE);
 		if (!p->buf) {
 			kerr_set(err, "net: out of memory");

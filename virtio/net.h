@@ -53,9 +53,12 @@ struct net_options {
 	unsigned int queues; /* queue pairs, >= 1 (0 is taken as 1) */
 	enum net_vhost_mode { NET_VHOST_AUTO, NET_VHOST_ON, NET_VHOST_OFF } vhost;
 	unsigned int index; /* NIC number, for the default MAC */
+	/* Where tap input is read: a loop of its own (not SCHED_BATCH, vmm/vm.h says why), or
+	 * NULL for the device's loop. */
+	struct event_loop *rx_loop;
 };
 
-/* Counters. Owned by the event-loop thread; read them with the VM paused. */
+/* Counters, under the device lock (the event-loop threads); read them with the VM paused. */
 struct virtio_net_stats {
 	uint64_t rx_frames, rx_bytes; /* delivered to the guest (bytes without header) */
 	uint64_t rx_short;	      /* read from the tap shorter than a header: dropped */

@@ -66,10 +66,13 @@ struct own_call {
 struct net_pair {
 	struct net_dev *n;
 	unsigned int index;
-	struct event_watch tap; /* EPOLLIN while RX has buffers, EPOLLOUT while TX is blocked */
-	bool rx_want;		/* the guest has buffers: poll the tap for input */
-	bool tx_blocked;	/* the tap was full: wait for EPOLLOUT */
-	bool eof;		/* a raw fd's peer went away: never read again */
+	/* On the device's loop: EPOLLOUT while TX is blocked, and EPOLLIN while RX has buffers
+	 * unless the device has an RX loop of its own, where tap_in waits for EPOLLIN. */
+	struct event_watch tap;
+	struct event_watch tap_in;
+	bool rx_want;	 /* the guest has buffers: poll the tap for input */
+	bool tx_blocked; /* the tap was full: wait for EPOLLOUT */
+	bool eof;	 /* a raw fd's peer went away: never read again */
 
 	/* The RX frame being placed (read, not yet all in guest buffers). */
 	uint8_t *buf;
@@ -90,6 +93,7 @@ struct net_pair {
 struct net_dev {
 	struct virtio_dev dev;
 	struct event_loop *loop;
+	struct event_loop *rx_loop; /* tap input; NULL: loop */
 	struct net_tap tap;
 	struct net_vhost vhost;
 	bool use_vhost; /* /dev/vhost-net is open: hand the rings over at activation */
@@ -98,7 +102,9 @@ struct net_dev {
 	uint16_t mtu;
 	uint8_t mac_default[6];
 
-	/* Data path, control queue, activate/reset: the event-loop thread, under lock. */
+	/* Data path, control queue, activate/reset: the event-loop thread (and the RX loop's, for
+	 * tap input), under lock. Lock order: lock, then the transport's (raised after unlock);
+	 * cfg_lock is a leaf. */
 	pthread_mutex_t lock;
 	bool active, broken, vhost_running;
 	unsigned int hdr_len;
@@ -171,6 +177,17 @@ static inline void watch_set(struct net_dev *n, struct event_watch *w, uint32_t 
 	event_loop_watch(n->loop, w, events);
 }
 
+/* Sets what the pair's tap is polled for: in (EPOLLIN) and out (EPOLLOUT), on their loops. */
+static inline void tap_watch(struct net_dev *n, struct net_pair *p, uint32_t in, uint32_t out)
+{
+	if (n->rx_loop) {
+		event_loop_watch(n->rx_loop, &p->tap_in, in);
+		watch_set(n, &p->tap, out);
+	} else {
+		watch_set(n, &p->tap, in | out);
+	}
+}
+
 static inline bool pair_served(const struct net_dev *n, const struct net_pair *p)
 {
 	return n->active && !n->broken && !p->vhost_on && p->index < n->data_pairs;
@@ -178,16 +195,16 @@ static inline bool pair_served(const struct net_dev *n, const struct net_pair *p
 
 static inline void pair_update(struct net_dev *n, struct net_pair *p)
 {
-	uint32_t ev = 0;
+	uint32_t in = 0, out = 0;
 
 	if (pair_served(n, p)) {
 		/* A detached tap queue reports EPOLLERR forever: don't watch it at all. */
 		if (p->rx_want && !p->eof && p->index < n->curr_pairs)
-			ev |= EPOLLIN;
+			in = EPOLLIN;
 		if (p->tx_blocked)
-			ev |= EPOLLOUT;
+			out = EPOLLOUT;
 	}
-	watch_set(n, &p->tap, ev);
+	tap_watch(n, p, in, out);
 }
 
 /* net_rx.c: tap -> guest */
@@ -196,6 +213,7 @@ void net_rx_run(struct net_dev *n, struct net_pair *p);
 /* net_tx.c: guest -> tap, and the tap fd's event handler */
 void net_tx_run(struct net_dev *n, struct net_pair *p);
 void net_on_tap(void *opaque, uint32_t events);
+void net_on_tap_in(void *opaque, uint32_t events); /* tap_in: on the RX loop */
 
 /* net_ctrl.c: the control queue */
 int net_set_pairs(struct net_dev *n, unsigned int k);

@@ -146,3 +146,15 @@ void net_on_tap(void *opaque, uint32_t events)
 	pair_update(n, p);
 	unlock(n);
 }
+
+/* The pair's tap fd is readable (the device's RX loop, when it has one). */
+void net_on_tap_in(void *opaque, uint32_t events)
+{
+	struct net_pair *p = opaque;
+	struct net_dev *n = p->n;
+
+	(void)events;
+	lock(n);
+	net_rx_run(n, p);
+	unlock(n);
+}

@@ -47,6 +47,16 @@ static void on_kick(void *opaque, uint32_t events)
 	}
 }
 
+/* Where q's kicks are polled: the device may want a loop of its own for a queue. */
+static struct event_loop *kick_loop(struct virtio_transport *t, uint16_t q)
+{
+	struct event_loop *el = NULL;
+
+	if (t->dev->ops->queue_loop)
+		el = t->dev->ops->queue_loop(t->dev, q);
+	return el ? el : t->loop;
+}
+
 static int setup_kicks(struct virtio_transport *t, struct kerr *err)
 {
 	for (uint16_t q = 0; q < t->dev->num_queues; q++) {
@@ -57,7 +67,8 @@ static int setup_kicks(struct virtio_transport *t, struct kerr *err)
 		k->h = (struct event_handler){eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), on_kick, k};
 		if (k->h.fd < 0)
 			return kerr_set(err, "eventfd: %s", strerror(errno));
-		if (event_loop_add(t->loop, &k->h, EPOLLIN, err))
+		k->loop = kick_loop(t, q);
+		if (event_loop_add(k->loop, &k->h, EPOLLIN, err))
 			return -1;
 		k->polled = true;
 	}
@@ -101,7 +112,7 @@ void vt_destroy(struct virtio_transport *t)
 		if (k->h.fd < 0)
 			continue;
 		if (k->polled)
-			event_loop_del(t->loop, &k->h);
+			event_loop_del(k->loop, &k->h);
 		close(k->h.fd);
 		k->h.fd = -1;
 	}
@@ -487,8 +498,8 @@ void vt_poll_kicks(struct virtio_transport *t, uint16_t q, bool poll)
 	if (k->polled == poll)
 		return;
 	if (poll)
-		k->polled = event_loop_add(t->loop, &k->h, EPOLLIN, NULL) == 0;
-	else if (event_loop_del(t->loop, &k->h) == 0)
+		k->polled = event_loop_add(k->loop, &k->h, EPOLLIN, NULL) == 0;
+	else if (event_loop_del(k->loop, &k->h) == 0)
 		k->polled = false;
 }
 

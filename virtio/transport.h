@@ -71,8 +71,9 @@ struct vt_queue {
 
 /* A queue's kick eventfd: bound by the front end to its notify address (an ioeventfd). */
 struct vt_kick {
-	struct event_handler h; /* on the event loop while polled */
-	bool polled;		/* false while a vhost back end reads it instead */
+	struct event_handler h;	 /* on loop while polled */
+	struct event_loop *loop; /* the transport's, or the device's queue_loop */
+	bool polled;		 /* false while a vhost back end reads it instead */
 	struct virtio_transport *t;
 	uint16_t index;
 };

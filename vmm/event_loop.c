@@ -179,8 +179,9 @@ static void *event_loop_thread(void *arg)
 	 * until the vCPU blocks or its slice ends, the guest fills the ring meanwhile (EVENT_IDX:
 	 * one kick per device pass) and we drain it in one go. With a CPU to spare we run at once
 	 * anyway. Not for the main loop: a disk completion would wait for the vCPU's slice too,
-	 * which multiplies QD1 tail latency (docs/performance.md, Block). Failing to set it only
-	 * costs speed.
+	 * which multiplies QD1 tail latency (docs/performance.md, Block), nor for tap input, which
+	 * would wait for a busy host sender's slice while the guest idles for it (the NICs'
+	 * receive loop, vmm/vm.h). Failing to set it only costs speed.
 	 */
 	if (el->name)
 		pthread_setname_np(pthread_self(), el->name);

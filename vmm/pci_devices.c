@@ -203,6 +203,7 @@ static int add_nics(struct vm *vm, const struct vm_config *cfg, struct kerr *err
 			     : nc->vhost == NET_CHOICE_OFF ? NET_VHOST_OFF
 							   : NET_VHOST_AUTO,
 		    .index = i,
+		    .rx_loop = &vm->net_rx_loop,
 		};
 		struct virtio_dev *d;
 

@@ -137,6 +137,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	vm->kvm_fd = vm->vm_fd = vm->exit_fd = -1;
 	vm->loop.epfd = vm->loop.stop_fd = vm->loop.call_fd = -1;
 	vm->net_loop.epfd = vm->net_loop.stop_fd = vm->net_loop.call_fd = -1;
+	vm->net_rx_loop.epfd = vm->net_rx_loop.stop_fd = vm->net_rx_loop.call_fd = -1;
 	vm->nr_cpus = cfg->cpus;
 	vm->verbose = cfg->verbose;
 	pthread_mutex_init(&vm->exit_lock, NULL);
@@ -160,10 +161,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kerr *err)
 	if (arch_vm_create(&vm->arch, vm->kvm_fd, vm->vm_fd, vm->nr_cpus, cfg->its, err) ||
 	    map_memory(vm, cfg->memory, err) || create_vcpus(vm, err) ||
 	    arch_vcpus_created(vm->arch, err) || event_loop_init(&vm->loop, err) ||
-	    event_loop_init(&vm->net_loop, err))
+	    event_loop_init(&vm->net_loop, err) || event_loop_init(&vm->net_rx_loop, err))
 		return -1;
 	vm->loop.name = "loop-main";
 	vm->net_loop.name = "loop-net";
+	vm->net_rx_loop.name = "loop-net-rx";
 	vm->net_loop.batch = true;
 	if (platform_create(&vm->platform, vm, err) || pci_devices_create(vm, cfg, err))
 		return -1;
@@ -262,7 +264,8 @@ out:
 int vm_start(struct vm *vm, struct kerr *err)
 {
 	if (vcpu_init_signals(err) || event_loop_start(&vm->loop, err) ||
-	    (vm->pci.nr_nics && event_loop_start(&vm->net_loop, err)))
+	    (vm->pci.nr_nics &&
+	     (event_loop_start(&vm->net_loop, err) || event_loop_start(&vm->net_rx_loop, err))))
 		return -1;
 	for (unsigned int i = 0; i < vm->nr_cpus; i++)
 		if (vcpu_start(&vm->vcpus[i], err))
@@ -280,6 +283,7 @@ int vm_wait(struct vm *vm)
 		vcpu_stop(&vm->vcpus[i]);
 	event_loop_stop(&vm->loop);
 	event_loop_stop(&vm->net_loop);
+	event_loop_stop(&vm->net_rx_loop);
 	platform_finish(vm->platform);
 	return vm->exit_status;
 }
@@ -299,6 +303,7 @@ void vm_destroy(struct vm *vm)
 	vm->platform = NULL;
 	event_loop_destroy(&vm->loop);
 	event_loop_destroy(&vm->net_loop);
+	event_loop_destroy(&vm->net_rx_loop);
 	guest_mem_unmap(&vm->mem);
 	arch_vm_destroy(vm->arch);
 	vm->arch = NULL;

@@ -93,6 +93,15 @@ static bool fake_validate_features(struct virtio_dev *d, uint64_t f)
 	return !refused_combo || (f & refused_combo) != refused_combo;
 }
 
+/* Where queue 1's kicks go (queue_loop); NULL: the transport's loop. Set before setup(). */
+struct event_loop *queue1_loop;
+
+static struct event_loop *fake_queue_loop(struct virtio_dev *d, uint16_t q)
+{
+	(void)d;
+	return q == 1 ? queue1_loop : NULL;
+}
+
 static const struct virtio_dev_ops fake_ops = {
     .config_read = fake_config_read,
     .validate_features = fake_validate_features,
@@ -101,6 +110,7 @@ static const struct virtio_dev_ops fake_ops = {
     .reset = fake_reset,
     .queue_notify = fake_queue_notify,
     .queue_irq_changed = fake_queue_irq_changed,
+    .queue_loop = fake_queue_loop,
 };
 
 /* ---- fake platform ---- */

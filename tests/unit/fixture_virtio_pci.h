@@ -59,6 +59,8 @@ extern unsigned int double_activations;
 extern void (*during_reset)(void);
 /* Feature sets containing all of these bits are refused (a dependency rule). */
 extern uint64_t refused_combo;
+/* The device's queue_loop for queue 1 (NULL: the transport's loop); set before setup(). */
+extern struct event_loop *queue1_loop;
 
 /* ---- fake platform: ioeventfd binds, MSI routes, irqfds, INTx ---- */
 

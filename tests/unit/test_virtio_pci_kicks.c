@@ -159,3 +159,62 @@ Test(virtio_pci, destroy_unbinds_the_ioeventfds)
 		cr_assert(find_ioefd(mark, fds[q],
 				     bar_base + VPCI_NOTIFY_OFF + q * VPCI_NOTIFY_MULT, false));
 }
+
+/* ---- a queue whose kicks the device wants on a loop of its own (queue_loop) ---- */
+
+static struct event_loop other;
+
+static void setup_other_loop(void)
+{
+	cr_assert_eq(event_loop_init(&other, NULL), 0);
+	queue1_loop = &other;
+	setup();
+}
+
+static void teardown_other_loop(void)
+{
+	teardown();
+	queue1_loop = NULL;
+	event_loop_destroy(&other);
+}
+
+static int ready_on(struct event_loop *el, int fd)
+{
+	struct epoll_event evs[8];
+	int n = epoll_wait(el->epfd, evs, 8, 0), hits = 0;
+
+	for (int i = 0; i < n; i++) {
+		const struct event_handler *h = evs[i].data.ptr;
+
+		hits += h && h->fd == fd;
+	}
+	return hits;
+}
+
+TestSuite(virtio_pci_queue_loop, .init = setup_other_loop, .fini = teardown_other_loop);
+
+Test(virtio_pci_queue_loop, kicks_are_polled_on_the_queues_loop)
+{
+	cr_assert_eq(negotiate(VERSION_1), S_ACK | S_DRV | S_FOK);
+	enable_queue(0);
+	enable_queue(1);
+	CW(device_status, S_ACK | S_DRV | S_FOK | S_DOK);
+	memset(notifies, 0, sizeof(notifies));
+
+	bar_write(VPCI_NOTIFY_OFF + 1 * VPCI_NOTIFY_MULT, 2, 1);
+	bar_write(VPCI_NOTIFY_OFF, 2, 0);
+	cr_assert_eq(ready_on(&loop, vp->core.kicks[1].h.fd), 0, "queue 1 on the transport's loop");
+	cr_assert_eq(ready_on(&other, vp->core.kicks[0].h.fd), 0, "queue 0 on the other loop");
+	cr_assert_eq(ready_on(&other, vp->core.kicks[1].h.fd), 1);
+	cr_assert_eq(event_loop_run_once(&other, 0), 1);
+	cr_assert_eq(notifies[1], 1);
+	cr_assert_eq(notifies[0], 0);
+	cr_assert_eq(ready_on(&loop, vp->core.kicks[0].h.fd), 1);
+
+	/* A vhost-style hand-over takes it off that loop, and gives it back there. */
+	vt_poll_kicks(&vp->core, 1, false);
+	bar_write(VPCI_NOTIFY_OFF + 1 * VPCI_NOTIFY_MULT, 2, 1);
+	cr_assert_eq(ready_on(&other, vp->core.kicks[1].h.fd), 0);
+	vt_poll_kicks(&vp->core, 1, true);
+	cr_assert_eq(ready_on(&other, vp->core.kicks[1].h.fd), 1);
+}
