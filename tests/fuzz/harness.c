@@ -194,6 +194,8 @@ static void step(struct rig *g)
 {
 	if (event_loop_run_once(&g->loop, 0) < 0)
 		fuzz_die("epoll_wait failed");
+	if (fuzz_target.step)
+		fuzz_target.step();
 	rebase_allocs(g);
 }
 
@@ -340,7 +342,8 @@ static void rig_down(struct rig *g)
 		trace(g);
 	/* Posted work must run, or its allocations leak. */
 	for (int i = 0; i < DRAIN_PASSES && event_loop_run_once(&g->loop, 0) > 0; i++)
-		;
+		if (fuzz_target.step)
+			fuzz_target.step();
 	if (g->tp)
 		g->bus->down(g->tp);
 	if (g->dev)

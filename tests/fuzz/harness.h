@@ -59,6 +59,8 @@ struct fuzz_target {
 	void (*destroy)(struct virtio_dev *d);
 	/* Behind virtio-mmio rather than virtio-pci (FUZZ_TRANSPORT=pci|mmio overrides). */
 	bool mmio;
+	/* Optional: a pass of the target's own loops, after each pass of the harness's. */
+	void (*step)(void);
 };
 
 /* Each target file defines this one. */
