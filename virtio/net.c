@@ -373,7 +373,7 @@ static int net_create(struct virtio_dev **out, const struct net_options *o, unsi
 		p->n = n;
 		p->index = i;
 		p->tap.h = (struct event_handler){-1, net_on_tap, p};
-		p->tap_in.h = (struct event_handler){-1, net_on_tap_in, p};
+		p->tap_in.h = (struct event_handler){-1, net_on_tap, p};
 		for (unsigned int j = 0; j < 2; j++)
 			p->call[j].h.fd = -1;
 	}

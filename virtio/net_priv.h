@@ -213,7 +213,6 @@ void net_rx_run(struct net_dev *n, struct net_pair *p);
 /* net_tx.c: guest -> tap, and the tap fd's event handler */
 void net_tx_run(struct net_dev *n, struct net_pair *p);
 void net_on_tap(void *opaque, uint32_t events);
-void net_on_tap_in(void *opaque, uint32_t events); /* tap_in: on the RX loop */
 
 /* net_ctrl.c: the control queue */
 int net_set_pairs(struct net_dev *n, unsigned int k);

@@ -130,7 +130,7 @@ out:
 	}
 }
 
-/* The pair's tap fd is readable or writable (event-loop thread). */
+/* The pair's tap fd is readable or writable: the device's loop, or for tap_in its RX loop. */
 void net_on_tap(void *opaque, uint32_t events)
 {
 	struct net_pair *p = opaque;
@@ -144,17 +144,5 @@ void net_on_tap(void *opaque, uint32_t events)
 	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		net_rx_run(n, p);
 	pair_update(n, p);
-	unlock(n);
-}
-
-/* The pair's tap fd is readable (the device's RX loop, when it has one). */
-void net_on_tap_in(void *opaque, uint32_t events)
-{
-	struct net_pair *p = opaque;
-	struct net_dev *n = p->n;
-
-	(void)events;
-	lock(n);
-	net_rx_run(n, p);
 	unlock(n);
 }

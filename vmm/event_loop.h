@@ -1,7 +1,7 @@
 /*
  * An event-loop thread (epoll) that owns device back-end work. A VM has three (vmm/vm.h): the
  * main loop (terminal, console, disks), the network loop, which runs as SCHED_BATCH, and the
- * NICs' receive loop (tap input only).
+ * NICs' receive loop (tap input and receive-queue kicks).
  * Callbacks run on their loop's thread only.
  */
 #ifndef KESTREL_EVENT_LOOP_H

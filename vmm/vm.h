@@ -48,8 +48,9 @@ struct vm {
 	struct coalesced_io coalesced; /* port writes KVM queues instead of exiting */
 	struct event_loop loop;	       /* terminal, console, disks */
 	struct event_loop net_loop;    /* NICs: SCHED_BATCH, started only when there are NICs */
-	/* NICs' tap input: an ordinary thread, so that frames for a guest that waits for them
-	 * do not wait for a busy host process's time slice (docs/performance.md, Network). */
+	/* NICs' tap input and RX-queue kicks: an ordinary thread, so that frames for a guest that
+	 * waits for them do not wait for a busy host process's time slice (docs/performance.md,
+	 * Network). */
 	struct event_loop net_rx_loop;
 	unsigned int nr_cpus;
 	struct vcpu *vcpus;
