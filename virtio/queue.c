@@ -1,6 +1,7 @@
 #include "virtio/queue.h"
 
 #include <endian.h>
+#include <stddef.h>
 #include <string.h>
 
 /*
@@ -84,12 +85,17 @@ const char *virtq_strerror(enum virtq_error e)
 	return error_names[e];
 }
 
+/*
+ * The stats are left untouched, not saved and restored: a transport may count a kick on
+ * another thread while the device resets the queue, and that count must not be undone.
+ */
+_Static_assert(offsetof(struct virtqueue, stats) + sizeof(struct virtq_stats) ==
+		   sizeof(struct virtqueue),
+	       "stats must be the last member of struct virtqueue");
+
 void virtq_reset(struct virtqueue *vq)
 {
-	struct virtq_stats stats = vq->stats;
-
-	memset(vq, 0, sizeof(*vq));
-	vq->stats = stats;
+	memset(vq, 0, offsetof(struct virtqueue, stats));
 }
 
 static int setup_fail(struct virtqueue *vq, struct kerr *err, const char *what, uint64_t gpa,

@@ -89,7 +89,8 @@ struct virtqueue {
 
 	enum virtq_error last_error;
 	uint64_t errors[VIRTQ_ERR__COUNT];
-	struct virtq_stats stats; /* not cleared by virtq_reset */
+	/* Last: virtq_reset clears everything before it and never writes it. */
+	struct virtq_stats stats;
 };
 
 struct virtq_seg {

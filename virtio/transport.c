@@ -42,7 +42,8 @@ static void on_kick(void *opaque, uint32_t events)
 	if (read(k->h.fd, &v, sizeof(v)) < 0)
 		return;
 	if (vt_queue_live(t, k->index)) {
-		t->dev->vqs[k->index].stats.kicks++;
+		/* Atomic: a reset on the device's other loop may touch the queue meanwhile. */
+		__atomic_fetch_add(&t->dev->vqs[k->index].stats.kicks, 1, __ATOMIC_RELAXED);
 		t->dev->ops->queue_notify(t->dev, k->index);
 	}
 }

@@ -1,6 +1,7 @@
 /* Copy helpers, queue setup rules, reset and the lifetime counters. */
 #include <criterion/criterion.h>
 #include <linux/virtio_config.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -191,4 +192,34 @@ Test(virtqueue, stats_count_requests_and_bytes)
 	cr_assert_eq(vq.stats.requests, 2);
 	cr_assert_eq(vq.stats.bytes_read, 200);
 	cr_assert_eq(vq.stats.bytes_written, 80);
+}
+
+/*
+ * A transport counts kicks on its own loop while the device may reset the queue on another
+ * (virtio-net's receive loop): no count may be lost to a reset.
+ */
+#define RACE_KICKS 2000000
+
+static bool counting_done;
+
+static void *count_kicks(void *arg)
+{
+	struct virtqueue *q = arg;
+
+	for (int i = 0; i < RACE_KICKS; i++)
+		__atomic_fetch_add(&q->stats.kicks, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&counting_done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+Test(virtqueue, reset_never_loses_a_kick_counted_meanwhile)
+{
+	pthread_t th;
+	uint64_t before = vq.stats.kicks;
+
+	cr_assert_eq(pthread_create(&th, NULL, count_kicks, &vq), 0);
+	while (!__atomic_load_n(&counting_done, __ATOMIC_ACQUIRE))
+		virtq_reset(&vq);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_eq(vq.stats.kicks, before + RACE_KICKS);
 }
