@@ -3,7 +3,7 @@
 test host's console.log), prints that script's table and, with --csv, writes every sample
 (bench/summarize.py's CSV) for bench/run.sh.
 
-  records.py boot|blk|net|debian RUN_DIR --runs N [--csv FILE]
+  records.py boot|startup|blk|net|debian RUN_DIR --runs N [--csv FILE]
 """
 import argparse
 import json
@@ -84,25 +84,19 @@ def mem_peak(run, vmm, i):
     return None if None in (hwm, guest, other) else max(hwm - guest, other)
 
 
-def boot(run, a, samples):
-    # The kestrel column's records: "kestrel" (the defaults) or "kguest" (--kernel-unpack
-    # guest, x86 bzImage only); the QEMU column is the same QEMU runs either way.
-    rows = [("execve -> first KVM_RUN", "ms", first_kvm_run, "%.1f", "kestrel"),
-            ("launch -> KESTREL-GUEST-INIT-OK", "s", init_line, "%.3f", "kestrel"),
-            ("guest uptime at KESTREL-GUEST-INIT-OK", "s", guest_uptime, "%.2f", "kestrel"),
-            ("VMM RSS outside guest RAM", "MiB", mem_field("other_rss_kib"), "%.2f", "kestrel"),
-            ("VMM peak RSS outside guest RAM", "MiB", mem_peak, "%.2f", "kestrel"),
-            ("unpack guest: first KVM_RUN", "ms", first_kvm_run, "%.1f", "kguest"),
-            ("unpack guest: launch -> init", "s", init_line, "%.3f", "kguest"),
-            ("unpack guest: uptime at init", "s", guest_uptime, "%.2f", "kguest")]
+def vmm_rows(run, a, samples, group, rows):
+    """Samples and the printed table of rows (label, unit, fn, format, kestrel's record
+    name): the kestrel column's records are "kestrel" (the defaults) or a variant such as
+    "kguest" (--kernel-unpack guest); the QEMU column is the same QEMU runs either way."""
     table = []
     for label, unit, fn, f, kvmm in rows:
-        if kvmm != "kestrel" and not run.read("stamp-%s-1" % kvmm):
-            continue  # bench_boot.sh ran no such variant (arm64, --image vmlinux)
+        if kvmm != "kestrel" and not (run.read("stamp-%s-1" % kvmm) or
+                                      run.read("strace-log-%s-1" % kvmm)):
+            continue  # the script ran no such variant (arm64, --image vmlinux)
         cells, meds = [], []
         for vmm in ("kestrel", "qemu"):
             vals = [fn(run, kvmm if vmm == "kestrel" else vmm, i) for i in range(1, a.runs + 1)]
-            samples.add("boot", label, unit, "lower", vmm, vals)
+            samples.add(group, label, unit, "lower", vmm, vals)
             print("#   %-7s %-50s runs: %s" % (vmm, label, ", ".join("n/a" if s is None else f % s for s in vals)))
             m, n = median(vals), sum(v is not None for v in vals)
             meds.append(m)
@@ -111,6 +105,26 @@ def boot(run, a, samples):
         table.append("%-52s %14s %14s %9s" % (label, cells[0], cells[1], ratio))
     print("%-52s %14s %14s %9s" % ("median of %d runs" % a.runs, "kestrel", "qemu", "kestrel/qemu"))
     print("\n".join(table))
+
+
+def boot(run, a, samples):
+    vmm_rows(run, a, samples, "boot", [
+        ("execve -> first KVM_RUN", "ms", first_kvm_run, "%.1f", "kestrel"),
+        ("launch -> KESTREL-GUEST-INIT-OK", "s", init_line, "%.3f", "kestrel"),
+        ("guest uptime at KESTREL-GUEST-INIT-OK", "s", guest_uptime, "%.2f", "kestrel"),
+        ("VMM RSS outside guest RAM", "MiB", mem_field("other_rss_kib"), "%.2f", "kestrel"),
+        ("VMM peak RSS outside guest RAM", "MiB", mem_peak, "%.2f", "kestrel"),
+        ("unpack guest: first KVM_RUN", "ms", first_kvm_run, "%.1f", "kguest"),
+        ("unpack guest: launch -> init", "s", init_line, "%.3f", "kguest"),
+        ("unpack guest: uptime at init", "s", guest_uptime, "%.2f", "kguest")])
+
+
+# ---- bench_startup.sh: records strace-log-VMM-I, on the machine's own /dev/kvm ----
+
+def startup(run, a, samples):
+    vmm_rows(run, a, samples, "startup", [
+        ("machine's KVM: execve -> first KVM_RUN", "ms", first_kvm_run, "%.1f", "kestrel"),
+        ("machine's KVM, unpack guest: first KVM_RUN", "ms", first_kvm_run, "%.1f", "kguest")])
 
 
 # ---- bench_blk.sh: records kestrel-I and qemu-I, fio's JSON in the guest's output ----
@@ -302,7 +316,7 @@ def debian(run, a, samples):
         print("#   " + line)
 
 
-GROUPS = {"boot": boot, "blk": blk, "net": net, "debian": debian}
+GROUPS = {"boot": boot, "startup": startup, "blk": blk, "net": net, "debian": debian}
 
 
 def main(argv):

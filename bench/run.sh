@@ -3,12 +3,14 @@
 # alternating, in the nested test host (tests/e2e/bench_*.sh, one test-host boot per group),
 # then every sample in one CSV, a Markdown table and a PNG chart (bench/summarize.py).
 #
-#   bench/run.sh [--quick] [--out DIR] [--groups boot,blk,net,debian] [--runs N]
+#   bench/run.sh [--quick] [--out DIR] [--groups boot,startup,blk,net,debian] [--runs N]
 #                [--arch x86_64|arm64] [--kestrel PATH] [--stamp PATH] [--title TEXT]
 #   bench/run.sh --render CSV [--out DIR] [--title TEXT]     # table + chart again, no runs
 #
-# Default: all four groups, 5 runs per VMM. --quick (for CI): boot and blk, 3 runs, a
+# Default: every group, 5 runs per VMM. --quick (for CI): boot, startup and blk, 3 runs, a
 # 64 MiB disk and 3 s per fio job (net with --groups: 2 runs of 16 MiB / 2 s of UDP).
+# startup (x86) times start-up on this machine's own /dev/kvm, not in the test host, and is
+# left out where there is none.
 # --arch arm64 measures boot only (the other groups have no arm64 test host scenario).
 # Writes to DIR (default build/bench/DATE): bench.csv, bench.md, bench.png, chart/ (the
 # gnuplot data and script), logs/GROUP.log (each script's own table), csv/GROUP.csv.
@@ -20,7 +22,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 E2E=$REPO_ROOT/tests/e2e
 
-usage() { sed -n '2,16p' "$0" >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" >&2; exit 2; }
 
 QUICK=
 OUT=
@@ -64,7 +66,7 @@ if [ -n "$RENDER" ]; then
 fi
 
 case $ARCH in
-    x86_64) all_groups=boot,blk,net,debian quick_groups=boot,blk ;;
+    x86_64) all_groups=boot,startup,blk,net,debian quick_groups=boot,startup,blk ;;
     arm64) all_groups=boot quick_groups=boot ;;
     *) echo "bench: --arch x86_64 or arm64, not '$ARCH'" >&2; exit 2 ;;
 esac
@@ -89,6 +91,7 @@ common=(${KESTREL:+--kestrel "$KESTREL"} ${STAMP:+--stamp "$STAMP"})
 group_args() {
     case $1 in
         boot) echo --arch "$ARCH" --runs "$RUNS" ;;
+        startup) echo --runs "$RUNS" ;;
         blk) echo --runs "$RUNS" ${QUICK:+--size 64 --secs 3} ;;
         net) echo --runs "$RUNS_NET" ${QUICK:+--size 16 --udp 2} ;;
         debian) echo --rounds "$RUNS" ;;
@@ -106,6 +109,10 @@ rev=$(git -C "$REPO_ROOT" describe --always --dirty 2> /dev/null || echo unknown
 status=0
 csvs=()
 for g in "${groups[@]}"; do
+    if [ "$g" = startup ] && [ ! -w /dev/kvm ]; then
+        echo "== bench: startup: no usable /dev/kvm on this machine, left out"
+        continue
+    fi
     read -ra args <<< "$(group_args "$g")"   # words without spaces
     echo "== bench: $g: tests/e2e/bench_$g.sh ${args[*]} ${common[*]}"
     start=$SECONDS

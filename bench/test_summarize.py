@@ -177,6 +177,19 @@ class Records(Tmp):
         self.assertEqual(got[("VMM RSS outside guest RAM", "kestrel")], 2.0)
         self.assertEqual(got[("VMM peak RSS outside guest RAM", "kestrel")], 6.0)
         self.assertIsNone(got[("VMM RSS outside guest RAM", "qemu")])
+        self.assertNotIn(("unpack guest: first KVM_RUN", "kestrel"), got, "no kguest records")
+
+    def test_startup(self):
+        for name, t_run in (("kestrel", "100.025"), ("kguest", "100.015"), ("qemu", "100.100")):
+            self.write("records/strace-log-%s-1/stdout" % name,
+                       "10 100.000000 execve(\"/x\") = 0\n11 %s000 ioctl(7, KVM_RUN, 0) = 0\n" % t_run)
+        csv_path = os.path.join(self.tmp, "startup.csv")
+        self.assertEqual(records.main(["startup", self.tmp, "--runs", "1", "--csv", csv_path]), 0)
+        got = {(r["metric"], r["vmm"]): r["value"] for r in summarize.read_csv(csv_path)}
+        self.assertEqual({r["group"] for r in summarize.read_csv(csv_path)}, {"startup"})
+        self.assertAlmostEqual(got[("machine's KVM: execve -> first KVM_RUN", "kestrel")], 25)
+        self.assertAlmostEqual(got[("machine's KVM, unpack guest: first KVM_RUN", "kestrel")], 15)
+        self.assertAlmostEqual(got[("machine's KVM: execve -> first KVM_RUN", "qemu")], 100)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ GUEST_CMDLINE="console=ttyS0 reboot=k panic=1"
 KESTREL=/usr/local/bin/kestrel
 # The VMM under test: kestrel, or qemu-kestrel (QEMU behind kestrel's CLI) for rig checks.
 VMM=${VMM:-kestrel}
-RIG_WORK=/tmp/rig
+RIG_WORK=${RIG_WORK:-/tmp/rig}  # bench_startup.sh sources this on the build machine
 mkdir -p "$RIG_WORK"
 
 # Variables the rig passed with --env (KEY=VALUE lines).
