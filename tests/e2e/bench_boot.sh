@@ -42,8 +42,7 @@ set -uo pipefail
 KESTREL_BIN=
 STAMP=
 RUNS=3
-# quiet: measure the VMM and the boot path, not the cost of printing the kernel log.
-BCMD="console=ttyS0 reboot=k panic=1 quiet"
+BCMD=$BENCH_BOOT_CMDLINE
 MEM=512M
 CSV=
 KIMG=VMLINUZ

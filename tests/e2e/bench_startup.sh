@@ -41,22 +41,21 @@ RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-startup.XXXXXX")
 trap 'rm -rf "$RUN_DIR"' EXIT
 export KESTREL_CACHE_DIR=$RUN_DIR/kernel-cache
 
-C="console=ttyS0 reboot=k panic=1 quiet"
-K=("$KESTREL_BIN" --memory 512M --kernel "$images/vmlinuz" --initrd "$images/guest-initramfs.cpio.gz"
-    --cmdline "$C")
-KG=("$KESTREL_BIN" --kernel-unpack guest "${K[@]:1}")
-# arch-capabilities off: some nested KVMs refuse its MSR, and QEMU then aborts before its
-# first KVM_RUN; it has no bearing on start-up.
-Q=(qemu-system-x86_64 -accel kvm -cpu host,-arch-capabilities -nodefaults -display none -no-reboot
-    -L /usr/share/qemu -serial stdio -m 512M -kernel "$images/vmlinuz"
-    -initrd "$images/guest-initramfs.cpio.gz" -append "$C")
-
-# rig-lib.sh's first_kvm_run, here on the build machine: its records go to RUN_DIR/records
-# (bench/records.py reads NAME/stdout) instead of the test host's serial port.
+# rig-lib.sh's first_kvm_run and QEMU_KVM, here on the build machine: its records go to
+# RUN_DIR/records (bench/records.py reads NAME/stdout) instead of the test host's serial port.
 RIG_WORK=$RUN_DIR/work RIG_OUT=/dev/null
 . "$E2E_DIR/rig-lib.sh"
 rig_put() { mkdir -p "$RUN_DIR/records/$1" && cp "$2" "$RUN_DIR/records/$1/stdout"; }
 command -v usleep > /dev/null || usleep() { sleep "$(awk -v u="$1" 'BEGIN { print u / 1e6 }')"; }
+
+C=$BENCH_BOOT_CMDLINE
+K=("$KESTREL_BIN" --memory 512M --kernel "$images/vmlinuz" --initrd "$images/guest-initramfs.cpio.gz"
+    --cmdline "$C")
+KG=("$KESTREL_BIN" --kernel-unpack guest "${K[@]:1}")
+# QEMU as the test host runs it, but without arch-capabilities: some nested KVMs refuse its
+# MSR, and QEMU then aborts before its first KVM_RUN; it has no bearing on start-up.
+read -ra Q <<< "${QEMU_KVM/-cpu host/-cpu host,-arch-capabilities}"
+Q+=(-m 512M -kernel "$images/vmlinuz" -initrd "$images/guest-initramfs.cpio.gz" -append "$C")
 
 echo "# bench_startup: this machine's /dev/kvm, $RUNS runs per VMM, memory 512M"
 # One unmeasured kestrel start fills the kernel cache (every measured run is a hit).
