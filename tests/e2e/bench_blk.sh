@@ -115,10 +115,9 @@ fi
 
 scenario=$work/scenario.sh
 cat > "$scenario" <<EOF
-RUNS=$RUNS SIZE=$SIZE
+RUNS=$RUNS SIZE=$SIZE C='$BENCH_CMDLINE'
 EOF
 cat >> "$scenario" <<'EOF'
-C="console=ttyS0 reboot=k panic=1 quiet"
 BASE=/tmp/base.img IMG=/tmp/bench.img
 # Real data in every block (tmpfs would serve holes without touching memory).
 head -c 1048576 /dev/urandom > /tmp/chunk

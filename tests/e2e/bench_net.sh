@@ -59,9 +59,8 @@ fi
 
 scenario=$tmp/scenario.sh
 {
-    echo "SIZE=$SIZE UDP=$UDP RUNS=$RUNS"
+    echo "SIZE=$SIZE UDP=$UDP RUNS=$RUNS QCMD='$BENCH_CMDLINE'"
     cat <<'EOF'
-QCMD='console=ttyS0 reboot=k panic=1 quiet'
 export GUEST_FILES="/usr/local/bin/netbench:/bin/netbench"
 BYTES=$((SIZE * 1048576))
 

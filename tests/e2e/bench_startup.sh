@@ -48,12 +48,14 @@ RIG_WORK=$RUN_DIR/work RIG_OUT=/dev/null
 rig_put() { mkdir -p "$RUN_DIR/records/$1" && cp "$2" "$RUN_DIR/records/$1/stdout"; }
 command -v usleep > /dev/null || usleep() { sleep "$(awk -v u="$1" 'BEGIN { print u / 1e6 }')"; }
 
-C=$BENCH_BOOT_CMDLINE
+C=$BENCH_CMDLINE
 K=("$KESTREL_BIN" --memory 512M --kernel "$images/vmlinuz" --initrd "$images/guest-initramfs.cpio.gz"
     --cmdline "$C")
 KG=("$KESTREL_BIN" --kernel-unpack guest "${K[@]:1}")
 # QEMU as the test host runs it, but without arch-capabilities: some nested KVMs refuse its
 # MSR, and QEMU then aborts before its first KVM_RUN; it has no bearing on start-up.
+[[ " $QEMU_KVM " == *" -cpu host "* ]] ||
+    { echo "bench_startup: rig-lib.sh's QEMU_KVM has no '-cpu host' to amend" >&2; exit 2; }
 read -ra Q <<< "${QEMU_KVM/-cpu host/-cpu host,-arch-capabilities}"
 Q+=(-m 512M -kernel "$images/vmlinuz" -initrd "$images/guest-initramfs.cpio.gz" -append "$C")
 

@@ -32,9 +32,8 @@ tmp=$(mktemp -d)
 cc -std=gnu11 -O2 -static -o "$tmp/netbench" "$E2E_DIR/netbench.c" || exit 1
 scenario=$tmp/scenario.sh
 {
-    echo "UDP=$UDP SIZE=$SIZE STRACE=$STRACE ONLY='$ONLY' RX=$RX"
+    echo "UDP=$UDP SIZE=$SIZE STRACE=$STRACE ONLY='$ONLY' RX=$RX QCMD='$BENCH_CMDLINE'"
     cat <<'EOF'
-QCMD='console=ttyS0 reboot=k panic=1 quiet'
 export GUEST_FILES="/usr/local/bin/netbench:/bin/netbench"
 BYTES=$((SIZE * 1048576))
 cat > $RIG_WORK/g.sh <<GEOF

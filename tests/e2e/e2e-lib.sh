@@ -25,9 +25,9 @@ rig_run() {
     python3 "$E2E_DIR/rig.py" run --scenario "$scenario" --out "$RUN_DIR" "${RIG_ARCH_ARGS[@]}" "$@" >/dev/null
 }
 
-# The boot benchmarks' kernel command line (bench_boot.sh, bench_startup.sh). quiet: they
-# measure the VMM and the boot path, not the cost of printing the kernel log.
-BENCH_BOOT_CMDLINE="console=ttyS0 reboot=k panic=1 quiet"
+# The benchmarks' kernel command line (bench_*.sh, diag_net.sh). quiet: they measure the VMM
+# and the device or boot path, not the cost of printing the kernel log.
+BENCH_CMDLINE="console=ttyS0 reboot=k panic=1 quiet"
 
 # The test host's architecture (a test's --arch x86_64|arm64). On arm64 the kestrel under
 # test is the cross-built static binary (arm64_kestrel); RIG_ARCH_ARGS goes to rig_run.
