@@ -14,7 +14,8 @@ int x86_check_kvm(int kvm_fd, struct kerr *err);
 /* TSS and identity-map addresses, the in-kernel irqchip (PIC + IOAPIC + LAPIC) and the PIT. */
 int x86_vm_init(int vm_fd, struct kerr *err);
 
-/* KVM_GET_SUPPORTED_CPUID; the caller frees the result. */
+/* KVM_GET_SUPPORTED_CPUID plus what KVM emulates but leaves out (the TSC-deadline timer);
+ * the caller frees the result. */
 struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd, struct kerr *err);
 
 /*

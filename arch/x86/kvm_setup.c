@@ -43,6 +43,24 @@ int x86_vm_init(int vm_fd, struct kerr *err)
 	return 0;
 }
 
+#define CPUID_1_ECX_TSC_DEADLINE (1U << 24)
+
+/*
+ * KVM emulates the LAPIC timer's TSC-deadline mode with the in-kernel irqchip (which kestrel
+ * always has) but leaves the bit out of KVM_GET_SUPPORTED_CPUID; the VMM is to offer it when
+ * KVM_CAP_TSC_DEADLINE_TIMER says so (QEMU does). Without it Linux drives its timer in the
+ * one-shot count mode ("lapic" instead of "lapic-deadline"): docs/performance.md, "The guest's
+ * timer".
+ */
+static void offer_tsc_deadline(int kvm_fd, struct kvm_cpuid2 *c)
+{
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0)
+		return;
+	for (unsigned int i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 1 && c->entries[i].index == 0)
+			c->entries[i].ecx |= CPUID_1_ECX_TSC_DEADLINE;
+}
+
 struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd, struct kerr *err)
 {
 	/* Grow until KVM stops answering E2BIG. */
@@ -53,8 +71,10 @@ struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd, struct kerr *err)
 			return NULL;
 		}
 		c->nent = n;
-		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			offer_tsc_deadline(kvm_fd, c);
 			return c;
+		}
 		int e = errno;
 		free(c);
 		if (e != E2BIG) {
