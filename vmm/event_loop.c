@@ -108,7 +108,7 @@ void event_loop_call(struct event_loop *el, void (*fn)(void *arg), void *arg)
 	struct event_work w = {.fn = fn, .arg = arg, .waited = true};
 	uint64_t one = 1;
 
-	if (!el->running || pthread_equal(pthread_self(), el->thread)) {
+	if (!el->running || pthread_equal(pthread_self(), el->thread.id)) {
 		fn(arg);
 		return;
 	}
@@ -208,7 +208,7 @@ static void *event_loop_thread(void *arg)
 
 int event_loop_start(struct event_loop *el, struct kerr *err)
 {
-	int rc = pthread_create(&el->thread, NULL, event_loop_thread, el);
+	int rc = kthread_start(&el->thread, event_loop_thread, el);
 
 	if (rc)
 		return kerr_set(err, "cannot start the event loop thread: %s", strerror(rc));
@@ -224,7 +224,7 @@ void event_loop_stop(struct event_loop *el)
 		return;
 	if (write(el->stop_fd, &one, sizeof(one)) != sizeof(one))
 		return;
-	pthread_join(el->thread, NULL);
+	kthread_join(&el->thread);
 	el->running = 0;
 }
 

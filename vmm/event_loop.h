@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "vmm/error.h"
+#include "vmm/thread.h"
 
 typedef void (*event_fn)(void *opaque, uint32_t events);
 
@@ -55,7 +56,7 @@ struct event_loop {
 	int epfd;
 	int stop_fd; /* eventfd: written to end the loop */
 	int call_fd; /* eventfd: a cross-thread call is waiting */
-	pthread_t thread;
+	struct kthread thread;
 	int running;
 	const char *name;  /* set before event_loop_start: the thread's name (ps, /proc) */
 	bool batch;	   /* set before event_loop_start: run the thread as SCHED_BATCH */

@@ -154,7 +154,7 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *vcpu, struct kerr *err)
 {
-	int rc = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	int rc = kthread_start(&vcpu->thread, vcpu_thread, vcpu);
 
 	if (rc)
 		return kerr_set(err, "cannot start vCPU %u thread: %s", vcpu->id, strerror(rc));
@@ -168,8 +168,8 @@ void vcpu_stop(struct vcpu *vcpu)
 		return;
 	/* immediate_exit covers the window between the exiting check and KVM_RUN. */
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_RELEASE);
-	pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
-	pthread_join(vcpu->thread, NULL);
+	pthread_kill(vcpu->thread.id, VCPU_KICK_SIGNAL);
+	kthread_join(&vcpu->thread);
 	vcpu->started = false;
 }
 

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "vmm/error.h"
+#include "vmm/thread.h"
 
 struct vm;
 
@@ -15,7 +16,7 @@ struct vcpu {
 	unsigned int id;
 	int fd;
 	struct kvm_run *run;
-	pthread_t thread;
+	struct kthread thread;
 	bool started;
 };
 
