@@ -50,14 +50,14 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ "$ARCH" = arm64 ]; then
-    CHECKS=${CHECKS:-bzimage,gzimage,reboot,poweroff,cpus,memory,debugexit,panic,sigterm}
+    CHECKS=${CHECKS:-bzimage,gzimage,reboot,poweroff,cpus,memory,rss,debugexit,panic,sigterm}
     [[ ",$CHECKS," == *,elf,* ]] && { echo "--checks elf: x86 only (arm64 boots the Image)" >&2; exit 2; }
     # No debug-exit device in QEMU's virt machine.
-    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,debugexit,/,/; s/,sigterm,/,/; s/^,//; s/,$//')
+    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,rss,/,/; s/,debugexit,/,/; s/,sigterm,/,/; s/^,//; s/,$//')
 else
-    CHECKS=${CHECKS:-bzimage,guestunpack,kcache,elf,reboot,poweroff,cpus,memory,debugexit,panic}
+    CHECKS=${CHECKS:-bzimage,guestunpack,kcache,elf,reboot,poweroff,cpus,memory,rss,debugexit,panic}
     # QEMU has no such choice: it always leaves the bzImage to decompress itself.
-    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,guestunpack,/,/; s/,kcache,/,/; s/^,//; s/,$//')
+    [ "$VMM" = qemu ] && CHECKS=$(echo ",$CHECKS," | sed 's/,guestunpack,/,/; s/,kcache,/,/; s/,rss,/,/; s/^,//; s/,$//')
 fi
 rig_args=(--timeout 580 ${STAMP:+--stamp "$STAMP"})
 case $VMM in
@@ -117,6 +117,26 @@ G=\$(echo 'grep MemTotal /proc/meminfo' | guest_initrd mem)
 run_vmm -t \$L memory \$VMM --memory 512M --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD'
 run_vmm -t \$L memory-qemu \$QEMU_KVM -m 512M -kernel \$VMLINUZ -initrd \$G \\
     -append "\$(echo '$QCMD' | sed "s/console=ttyS0/console=\$QEMU_CONSOLE/")"
+EOF
+    # kestrel's memory outside guest RAM (its RW mappings of 64 MiB or more) with a disk, a
+    # NIC and the console, once the guest runs: resident KiB, and KiB of it on transparent
+    # huge pages (the test host's kernel has THP "always").
+    want rss && cat <<EOF
+G=\$(echo 'echo rss-ready; sleep 5' | guest_initrd rss)
+head -c 1048576 /dev/zero > \$RIG_WORK/rss.img
+start_vmm rss \$VMM --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD' \\
+    --disk path=\$RIG_WORK/rss.img --net tap=krss0,vhost=off
+if wait_console rss rss-ready 60; then
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { big = 0; perm = \$2; next }
+        /^Size:/ { big = (perm ~ /^rw/ && \$2 >= 65536); next }
+        /^Rss:/ { if (!big) rss += \$2; next }
+        /^AnonHugePages:/ { if (!big) huge += \$2 }
+        END { printf "other_rss_kib %d\\nother_anon_huge_kib %d\\n", rss, huge }' \\
+        /proc/\$KP/smaps > \$RIG_WORK/rss-smaps
+fi
+wait \$VP
+# After the VMM's own record: two records written at once would interleave.
+[ -s \$RIG_WORK/rss-smaps ] && rig_put rss-smaps \$RIG_WORK/rss-smaps
 EOF
     want debugexit && cat <<EOF
 G=\$(echo 'echo writing-debug-exit; debug-exit 5; sleep 30' | guest_initrd dbgexit)
@@ -197,6 +217,17 @@ if want memory; then
     }
     has_rec memory-qemu || fail "QEMU reference run for the memory check finished"
     check_rec memory "--memory 512M: MemTotal within 2% of QEMU -m 512M" mem_ok
+fi
+if want rss; then
+    # Thread stacks on huge pages once cost 2 MiB each (docs/performance.md, "Memory").
+    small() {
+        local rss huge
+        rss=$(rec_out rss-smaps | awk '/^other_rss_kib/ {print $2}')
+        huge=$(rec_out rss-smaps | awk '/^other_anon_huge_kib/ {print $2}')
+        echo "  outside guest RAM: ${rss:-?} KiB resident, ${huge:-?} KiB of it on huge pages"
+        [ -n "$rss" ] && [ "$rss" -lt 4096 ] && [ "$huge" = 0 ]
+    }
+    check_rec rss-smaps "disk, NIC and console: under 4 MiB resident outside guest RAM, none on huge pages" small
 fi
 want debugexit && check_rec debugexit "guest byte 5 to the debug-exit device -> exit status 11" \
     all "expect_out debugexit writing-debug-exit" "expect_status debugexit 11"
