@@ -115,15 +115,7 @@ mem_sample() {
     start_vmm \$name "\$@"
     : > \$f
     if [ -n "\$KP" ] && wait_console \$name KESTREL-BENCH-MEM-READY 150; then
-        awk -v ram=$MEM_KIB '
-            /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? \$6 : "[anon]"; range = \$1; perm = \$2; next }
-            /^Size:/ { size = \$2; next }
-            /^Rss:/ {
-                if (name == "[anon]" && size >= ram) { guest += \$2; nguest++ }
-                else { other += \$2; if (\$2 > 0) print "map", \$2, size, perm, range, name > "/dev/stderr" }
-            }
-            END { printf "guest_ram_rss_kib %d\nguest_ram_mappings %d\nother_rss_kib %d\n", guest, nguest, other }
-        ' /proc/\$KP/smaps > \$f 2> \$f.maps
+        smaps_summary \$KP $MEM_KIB > \$f 2> \$f.maps
         grep -E '^(VmHWM|VmRSS|Threads):' /proc/\$KP/status >> \$f
         sort -k2 -n -r \$f.maps | head -40 >> \$f
     fi

@@ -102,6 +102,26 @@ first_kvm_run() {
     rig_put "$name" "$RIG_WORK/$name.short"
 }
 
+# smaps_summary PID RAM_KIB: PID's resident memory (KiB) split into guest RAM (its anonymous
+# mappings of RAM_KIB or more) and the rest, on stdout: guest_ram_rss_kib, guest_ram_mappings,
+# other_rss_kib, and other_anon_huge_kib (of the rest, what transparent huge pages back). Each
+# other mapping with resident pages goes to stderr: "map RSS SIZE PERM RANGE NAME".
+smaps_summary() {
+    awk -v ram="$2" '
+        /^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? $6 : "[anon]"; range = $1; perm = $2; next }
+        /^Size:/ { size = $2; guest = (name == "[anon]" && size >= ram); next }
+        /^Rss:/ {
+            if (guest) { grss += $2; nguest++ }
+            else { other += $2; if ($2 > 0) print "map", $2, size, perm, range, name > "/dev/stderr" }
+            next
+        }
+        /^AnonHugePages:/ { if (!guest) huge += $2 }
+        END {
+            printf "guest_ram_rss_kib %d\nguest_ram_mappings %d\n", grss, nguest
+            printf "other_rss_kib %d\nother_anon_huge_kib %d\n", other, huge
+        }
+    ' "/proc/$1/smaps"
+}
 # wait_for SECS CMD...: retry CMD every 0.5 s until it succeeds.
 wait_for() {
     local n=$(($1 * 2)); shift

@@ -118,22 +118,14 @@ run_vmm -t \$L memory \$VMM --memory 512M --kernel \$VMLINUZ --initrd \$G --cmdl
 run_vmm -t \$L memory-qemu \$QEMU_KVM -m 512M -kernel \$VMLINUZ -initrd \$G \\
     -append "\$(echo '$QCMD' | sed "s/console=ttyS0/console=\$QEMU_CONSOLE/")"
 EOF
-    # kestrel's memory outside guest RAM (its RW mappings of 64 MiB or more) with a disk, a
-    # NIC and the console, once the guest runs: resident KiB, and KiB of it on transparent
-    # huge pages (the test host's kernel has THP "always").
+    # kestrel's memory outside guest RAM with a disk, a NIC and the console, once the guest
+    # runs (smaps_summary; the test host's kernel has transparent huge pages "always").
     want rss && cat <<EOF
 G=\$(echo 'echo rss-ready; sleep 5' | guest_initrd rss)
 head -c 1048576 /dev/zero > \$RIG_WORK/rss.img
-start_vmm rss \$VMM --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD' \\
+start_vmm rss \$VMM --memory 256M --kernel \$VMLINUZ --initrd \$G --cmdline '$QCMD' \\
     --disk path=\$RIG_WORK/rss.img --net tap=krss0,vhost=off
-if wait_console rss rss-ready 60; then
-    awk '/^[0-9a-f]+-[0-9a-f]+ / { big = 0; perm = \$2; next }
-        /^Size:/ { big = (perm ~ /^rw/ && \$2 >= 65536); next }
-        /^Rss:/ { if (!big) rss += \$2; next }
-        /^AnonHugePages:/ { if (!big) huge += \$2 }
-        END { printf "other_rss_kib %d\\nother_anon_huge_kib %d\\n", rss, huge }' \\
-        /proc/\$KP/smaps > \$RIG_WORK/rss-smaps
-fi
+wait_console rss rss-ready 60 && smaps_summary \$KP 262144 > \$RIG_WORK/rss-smaps 2> /dev/null
 wait \$VP
 # After the VMM's own record: two records written at once would interleave.
 [ -s \$RIG_WORK/rss-smaps ] && rig_put rss-smaps \$RIG_WORK/rss-smaps
