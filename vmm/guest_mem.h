@@ -39,10 +39,10 @@ bool guest_mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, 
 
 /*
  * Copies the len bytes at src into guest RAM at gpa; the caller checked that the range is
- * RAM and still zero, as guest_mem_map left it. fd >= 0: the same bytes are at offset off of
- * that file; they are read from there, and its holes (zeros it does not store, found with
- * SEEK_HOLE) are skipped: they cost neither a copy nor a page of guest RAM until the guest
- * touches them. -1 (err set): the range is not RAM.
+ * RAM and still zero, as guest_mem_map left it. fd >= 0: src maps offset off of that file,
+ * and the file's holes (zeros it does not store, found with SEEK_HOLE) are skipped: they cost
+ * neither a copy nor a page of guest RAM until the guest touches them; a file that cannot
+ * tell its holes is copied whole. -1 (err set): the range is not RAM.
  */
 int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len, int fd,
 		    uint64_t off, struct kerr *err);
