@@ -105,6 +105,7 @@ int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, u
 {
 	uint8_t *dst = guest_mem_ptr(gm, gpa, len);
 	const uint8_t *from = src;
+	const uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t at = 0;
 
 	if (!dst)
@@ -135,7 +136,7 @@ int guest_mem_place(const struct guest_mem *gm, uint64_t gpa, const void *src, u
 		 * stay in kestrel's RSS.
 		 */
 		if (data < end) {
-			uintptr_t lo = (uintptr_t)(from + data) & ~(uintptr_t)4095;
+			uintptr_t lo = (uintptr_t)(from + data) & ~(uintptr_t)(pg - 1);
 
 			(void)madvise((void *)lo, (uintptr_t)(from + end) - lo, MADV_POPULATE_READ);
 			memcpy(dst + data, from + data, end - data);
