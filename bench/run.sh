@@ -5,6 +5,7 @@
 #
 #   bench/run.sh [--quick] [--out DIR] [--groups boot,startup,blk,net,debian] [--runs N]
 #                [--arch x86_64|arm64] [--kestrel PATH] [--stamp PATH] [--title TEXT]
+#                [--host-cpu MODEL]
 #   bench/run.sh --render CSV [--out DIR] [--title TEXT]     # table + chart again, no runs
 #
 # Default: every group, 5 runs per VMM. --quick (for CI): boot, startup and blk, 3 runs, a
@@ -14,6 +15,11 @@
 # --arch arm64 measures boot only (the other groups have no arm64 test host scenario).
 # Writes to DIR (default build/bench/DATE): bench.csv, bench.md, bench.png, chart/ (the
 # gnuplot data and script), logs/GROUP.log (each script's own table), csv/GROUP.csv.
+# --host-cpu: the x86 test host's QEMU -cpu model, default max,-erms,-fsrm: with erms/fsrm the
+# test host's kernel zeroes and copies memory with `rep stosb`/`rep movsb`, which TCG runs one
+# byte per iteration: zeroing 24 MB of fresh memory took 67-70 ms there, 11-13 ms without them
+# (`rep stosq`), a cost no real CPU has
+# (docs/performance.md, "The test host's string instructions"). Both VMMs run in that host.
 # Exits 1 when a group produced no CSV or the table/chart could not be made; never on the
 # numbers themselves.
 set -uo pipefail
@@ -22,7 +28,7 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 E2E=$REPO_ROOT/tests/e2e
 
-usage() { sed -n '2,18p' "$0" >&2; exit 2; }
+usage() { sed -n '2,24p' "$0" >&2; exit 2; }
 
 QUICK=
 OUT=
@@ -33,6 +39,7 @@ KESTREL=
 STAMP=
 TITLE=
 RENDER=
+HOST_CPU=max,-erms,-fsrm
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) QUICK=1; shift ;;
@@ -44,6 +51,7 @@ while [ $# -gt 0 ]; do
         --stamp) STAMP=$2; shift 2 ;;
         --title) TITLE=$2; shift 2 ;;
         --render) RENDER=$2; shift 2 ;;
+        --host-cpu) HOST_CPU=$2; shift 2 ;;
         *) usage ;;
     esac
 done
@@ -86,6 +94,8 @@ for g in "${groups[@]}"; do
     esac
 done
 
+export KESTREL_RIG_CPU=$HOST_CPU # tests/e2e/rig.py (x86 test host only)
+
 # The options each script takes for the common ones and for quick mode.
 common=(${KESTREL:+--kestrel "$KESTREL"} ${STAMP:+--stamp "$STAMP"})
 group_args() {
@@ -104,6 +114,7 @@ rev=$(git -C "$REPO_ROOT" describe --always --dirty 2> /dev/null || echo unknown
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit: $rev"
     echo "arch: $ARCH, groups: $GROUPS_ARG, runs per VMM: $RUNS (net: $RUNS_NET)${QUICK:+, quick}"
+    [ "$ARCH" = arm64 ] || echo "test host -cpu: $HOST_CPU"
 } > "$OUT/meta.txt"
 
 status=0

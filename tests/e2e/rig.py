@@ -261,7 +261,9 @@ def cmd_run(a):
                 "-chardev", "socket,id=righb,path=%s,server=on,wait=off" % hb_sock,
                 "-device", "virtserialport,bus=vser.0,nr=2,chardev=righb,name=kestrel.heartbeat"]
     else:
-        qemu = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", str(a.smp),
+        # KESTREL_RIG_CPU: another -cpu model, for experiments on the test host itself.
+        cpu = os.environ.get("KESTREL_RIG_CPU") or "max"
+        qemu = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", cpu, "-smp", str(a.smp),
                 "-m", a.mem, "-nodefaults", "-nic", "none", "-no-reboot", "-display", "none",
                 "-kernel", kernel, "-initrd", initrd, "-append", HOST_CMDLINE,
                 "-serial", console_out, "-serial", "file:" + raw,
@@ -271,7 +273,7 @@ def cmd_run(a):
         # otherwise each cost a host fsync. (-M virt has a PCI host too.)
         qemu += ["-drive", "file=%s,format=raw,if=none,id=drive%d,cache=unsafe" % (drive, i),
                  "-device", "virtio-blk-pci,drive=drive%d" % i]
-    log("test host: %s; run dir %s" % (kpkg, run_dir))
+    log("test host: %s, -cpu %s; run dir %s" % (kpkg, qemu[qemu.index("-cpu") + 1], run_dir))
     t0 = time.monotonic()
     stdin = None if a.interactive else subprocess.DEVNULL
     proc = subprocess.Popen(qemu, stdin=stdin)
