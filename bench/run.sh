@@ -18,8 +18,8 @@
 # --host-cpu: the x86 test host's QEMU -cpu model, default max,-erms,-fsrm: with erms/fsrm the
 # test host's kernel zeroes and copies memory with `rep stosb`/`rep movsb`, which TCG runs one
 # byte per iteration: zeroing 24 MB of fresh memory took 67-70 ms there, 11-13 ms without them
-# (`rep stosq`), a cost no real CPU has
-# (docs/performance.md, "The test host's string instructions"). Both VMMs run in that host.
+# (`rep stosq`), a cost no real CPU has (docs/performance.md, "The test host's string
+# instructions"). Both VMMs run in that host.
 # Exits 1 when a group produced no CSV or the table/chart could not be made; never on the
 # numbers themselves.
 set -uo pipefail

@@ -261,7 +261,7 @@ def cmd_run(a):
                 "-chardev", "socket,id=righb,path=%s,server=on,wait=off" % hb_sock,
                 "-device", "virtserialport,bus=vser.0,nr=2,chardev=righb,name=kestrel.heartbeat"]
     else:
-        # KESTREL_RIG_CPU: another -cpu model, for experiments on the test host itself.
+        # KESTREL_RIG_CPU: another -cpu model (bench/run.sh --host-cpu sets it; e2e tests do not).
         cpu = os.environ.get("KESTREL_RIG_CPU") or "max"
         qemu = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", cpu, "-smp", str(a.smp),
                 "-m", a.mem, "-nodefaults", "-nic", "none", "-no-reboot", "-display", "none",
