@@ -95,7 +95,7 @@ void net_tx_run(struct net_dev *n, struct net_pair *p)
 	uint16_t q = tx_q(p->index);
 	struct virtqueue *vq = &n->dev.vqs[q];
 	struct virtq_chain *c = &n->chain;
-	bool pushed = false;
+	unsigned int sent = 0;
 	int r = 0;
 
 	if (!pair_served(n, p) || !vq->ready || p->tx_blocked)
@@ -110,7 +110,7 @@ void net_tx_run(struct net_dev *n, struct net_pair *p)
 				goto out;
 			}
 			virtq_push(vq, c->head, 0);
-			pushed = true;
+			sent++;
 		}
 		if (r < 0) {
 			set_broken(n);
@@ -120,8 +120,11 @@ void net_tx_run(struct net_dev *n, struct net_pair *p)
 			break;
 	}
 out:
-	if (pushed)
+	if (sent) {
 		notify(n, q);
+		/* How much the guest queued before we ran decides how we are scheduled. */
+		event_loop_note_pass(n->loop, sent);
+	}
 	pair_update(n, p);
 	if (p->tx_blocked && !(p->tap.events & EPOLLOUT)) {
 		/* Cannot wait for the fd: the next kick retries. */

@@ -13,6 +13,9 @@
 
 static void run_calls(void *opaque, uint32_t events);
 
+/* The loop this thread runs, if any: only its own thread may change its policy. */
+static __thread struct event_loop *this_loop;
+
 int event_loop_init(struct event_loop *el, struct kerr *err)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
@@ -172,17 +175,20 @@ static void *event_loop_thread(void *arg)
 	struct sched_param sp = {0};
 
 	/*
-	 * SCHED_BATCH (the network loop): a wake-up of this thread never preempts a running vCPU
-	 * thread. Otherwise, on a busy host CPU, every TX kick switches to us at once, we find
-	 * one or two frames, interrupt the guest for them and sleep again: 2-3 frames per kick
-	 * and an interrupt for every other frame (docs/performance.md, Network). Left to run
-	 * until the vCPU blocks or its slice ends, the guest fills the ring meanwhile (EVENT_IDX:
-	 * one kick per device pass) and we drain it in one go. With a CPU to spare we run at once
-	 * anyway. Not for the main loop: a disk completion would wait for the vCPU's slice too,
-	 * which multiplies QD1 tail latency (docs/performance.md, Block), nor for tap input, which
-	 * would wait for a busy host sender's slice while the guest idles for it (the NICs'
-	 * receive loop, vmm/vm.h). Failing to set it only costs speed.
+	 * SCHED_BATCH (the network loop, to start with): a wake-up of this thread never preempts
+	 * a running vCPU thread. Otherwise, on a busy host CPU, every TX kick switches to us at
+	 * once, we find one or two frames, interrupt the guest for them and sleep again: 2-3
+	 * frames per kick and an interrupt for every other frame (docs/performance.md, Network).
+	 * Left to run until the vCPU blocks or its slice ends, the guest fills the ring meanwhile
+	 * (EVENT_IDX: one kick per device pass) and we drain it in one go. With a CPU to spare we
+	 * run at once anyway. A guest that only ping-pongs gains nothing from it, so
+	 * event_loop_note_pass turns it off and on. Not for the main loop: a disk completion
+	 * would wait for the vCPU's slice too, which multiplies QD1 tail latency
+	 * (docs/performance.md, Block), nor for tap input, which would wait for a busy host
+	 * sender's slice while the guest idles for it (the NICs' receive loop, vmm/vm.h).
+	 * Failing to set it only costs speed.
 	 */
+	this_loop = el;
 	if (el->name)
 		pthread_setname_np(pthread_self(), el->name);
 	if (el->batch && sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
@@ -204,6 +210,18 @@ static void *event_loop_thread(void *arg)
 		}
 	}
 	return NULL;
+}
+
+void event_loop_note_pass(struct event_loop *el, unsigned int items)
+{
+	struct sched_param sp = {0};
+
+	if (this_loop != el || !el->batch || el->batch_failed)
+		return;
+	if (!batch_policy_pass(&el->policy, items))
+		return;
+	if (sched_setscheduler(0, el->policy.other ? SCHED_OTHER : SCHED_BATCH, &sp) < 0)
+		el->batch_failed = true;
 }
 
 int event_loop_start(struct event_loop *el, struct kerr *err)

@@ -1,7 +1,8 @@
 /*
  * An event-loop thread (epoll) that owns device back-end work. A VM has three (vmm/vm.h): the
- * main loop (terminal, console, disks), the network loop, which runs as SCHED_BATCH, and the
- * NICs' receive loop (tap input and receive-queue kicks).
+ * main loop (terminal, console, disks), the network loop, which runs as SCHED_BATCH while the
+ * guests stream (vmm/batch_policy.h), and the NICs' receive loop (tap input and receive-queue
+ * kicks).
  * Callbacks run on their loop's thread only.
  */
 #ifndef KESTREL_EVENT_LOOP_H
@@ -11,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/batch_policy.h"
 #include "vmm/error.h"
 #include "vmm/thread.h"
 
@@ -59,8 +61,9 @@ struct event_loop {
 	struct kthread thread;
 	int running;
 	const char *name;  /* set before event_loop_start: the thread's name (ps, /proc) */
-	bool batch;	   /* set before event_loop_start: run the thread as SCHED_BATCH */
-	bool batch_failed; /* SCHED_BATCH refused (speed only; for -v) */
+	bool batch;	   /* set before event_loop_start: event_loop_note_pass */
+	bool batch_failed; /* a policy change refused (speed only; for -v): no more changes */
+	struct batch_policy policy; /* the loop thread's own */
 	pthread_mutex_t call_lock;
 	pthread_cond_t call_done;
 	struct event_work *calls; /* pending work, in order */
@@ -74,6 +77,14 @@ int event_loop_del(struct event_loop *el, struct event_handler *h);
 /* Makes w's registration match events (0: unregistered). A NULL loop or fd < 0 does nothing. */
 void event_loop_watch(struct event_loop *el, struct event_watch *w, uint32_t events);
 int event_loop_start(struct event_loop *el, struct kerr *err);
+
+/*
+ * For a loop with batch set: one pass over its batched work (a NIC's transmit queue) found
+ * items. Switches the loop's thread between SCHED_BATCH and SCHED_OTHER as vmm/batch_policy.h
+ * says. Does nothing on any other thread (tests, fuzzers, inline event_loop_call work).
+ */
+void event_loop_note_pass(struct event_loop *el, unsigned int items);
+
 void event_loop_stop(struct event_loop *el); /* joins the thread */
 void event_loop_destroy(struct event_loop *el);
 

@@ -85,7 +85,14 @@ int main(int argc, char **argv)
 	if (cfg.verbose)
 		device_report(&vm, STDERR_FILENO);
 	if (cfg.verbose && vm.net_loop.batch_failed)
-		fprintf(stderr, "kestrel: the network loop could not switch to SCHED_BATCH\n");
+		fprintf(stderr,
+			"kestrel: the network loop could not change its scheduling policy\n");
+	if (cfg.verbose && vm.pci.nr_nics)
+		fprintf(stderr,
+			"kestrel: network loop: %llu switches to SCHED_OTHER, %llu back to "
+			"SCHED_BATCH\n",
+			(unsigned long long)vm.net_loop.policy.to_other,
+			(unsigned long long)vm.net_loop.policy.to_batch);
 	fprintf(stderr, "\nkestrel: %s (exit status %d)\n", vm.exit_reason, status);
 	vm_destroy(&vm);
 	config_free(&cfg);

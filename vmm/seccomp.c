@@ -7,6 +7,7 @@
 #include <linux/sockios.h>
 #include <linux/vhost.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -309,6 +310,19 @@ static int add_memory_rules(scmp_filter_ctx ctx)
 	return rc;
 }
 
+/* The network loop switches itself, and only itself, between these two (vmm/batch_policy.h). */
+static int add_sched_rules(scmp_filter_ctx ctx)
+{
+	static const int policies[] = {SCHED_OTHER, SCHED_BATCH};
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < sizeof(policies) / sizeof(policies[0]); i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_setscheduler), 2,
+				      SCMP_A0(SCMP_CMP_EQ, 0, 0),
+				      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)policies[i], 0));
+	return rc;
+}
+
 #define ADD_LIST(fn, ctx, list) fn(ctx, list, sizeof(list) / sizeof(list[0]))
 
 scmp_filter_ctx sandbox_build(enum sandbox_class cls, struct kerr *err)
@@ -337,6 +351,8 @@ scmp_filter_ctx sandbox_build(enum sandbox_class cls, struct kerr *err)
 			rc = ADD_LIST(add_calls, ctx, event_loop_calls);
 			if (rc == 0)
 				rc = ADD_LIST(add_ioctls, ctx, event_loop_ioctls);
+			if (rc == 0)
+				rc = add_sched_rules(ctx);
 			break;
 		default:
 			rc = ADD_LIST(add_calls, ctx, main_calls);

@@ -10,7 +10,9 @@
 # with aarch64-linux-gnu-gcc -static).
 # The test host's tap kt0 is 10.77.0.1/24 and the guest's eth0 10.77.0.2/24 (kt1 and eth1:
 # 10.78.0.x); no traffic goes anywhere else. LIST is a comma list of:
-#   off    --net tap=kt0,vhost=off: ping both ways; SIZE MiB (default 64) of random data
+#   off    --net tap=kt0,vhost=off: ping both ways; 200 pings answered one at a time turn
+#          the network loop SCHED_OTHER and it goes back to SCHED_BATCH (kestrel -v counts
+#          both, vmm/batch_policy.h); SIZE MiB (default 64) of random data
 #          each way over TCP arrives with the sender's md5; the guest's `ip link set eth0
 #          down/up` and a driver unbind/bind (virtio-pci, or the virtio-mmio platform driver)
 #          keep the link working (ping both ways)
@@ -228,11 +230,13 @@ GEOF
 net_full() {
     local name=$1 h=$RIG_WORK/$1-host.txt
     shift
-    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" "$@" $XOPTS
+    start_vmm $name kestrel --memory 512M --kernel $VMLINUZ --initrd $G_FULL --cmdline "$QCMD" -v "$@" $XOPTS
     (
         host_tap kt0 10.77.0.1 || exit 1
         wait_for 240 ping -c 1 -W 1 10.77.0.2 || { echo "H: guest never answered"; exit 1; }
         pings PING 10.77.0.2
+        # 200 echo requests, each answered on its own: one frame per transmit pass.
+        ping -c 200 -i 0.01 -W 5 -q 10.77.0.2 > /dev/null 2>&1 && echo "H: PINGS-OK" || echo "H: PINGS-FAIL"
         head -c $((SIZE * 1048576)) /dev/urandom > /tmp/hd
         echo "H: SENT-MD5 $(md5sum < /tmp/hd)"
         wait_console $name "G: READY-RX" 300 || exit 1
@@ -344,6 +348,10 @@ nb_rate() { nb_line "$1" "$2" | awk '{print $9}'; }
 
 # expect_err_has NAME TEXT: kestrel's stderr has the line TEXT.
 expect_err_has() { rec_err "$1" | tr -d '\r' | grep -xF -- "$2" > /dev/null || { echo "  $1: no line '$2' on stderr" >&2; return 1; }; }
+# loop_switched_both_ways NAME: kestrel -v counted switches of the network loop each way.
+loop_switched_both_ways() {
+    rec_err "$1" | tr -d '\r' | grep -E '^kestrel: network loop: [1-9][0-9]* switches to SCHED_OTHER, [1-9][0-9]* back to SCHED_BATCH$' > /dev/null
+}
 # check_rec as in e2e-lib.sh, but a single CONDITION is eval'ed and a failure also shows the
 # host side's record (NAME-host).
 check_rec() {
@@ -416,6 +424,8 @@ for it in $(items); do
         off)
             check_full $n "${L}vhost=off"
             check_rec $n "${L}vhost=off: kestrel moves the packets itself" expect_err_has $n 'kestrel: net0 on kt0: tap'
+            check_rec $n "${L}vhost=off: 200 pings answered one at a time turned the network loop SCHED_OTHER, and it went back to SCHED_BATCH ($(rec_err $n | tr -d '\r' | sed -n 's/^kestrel: network loop: //p'))" \
+                all "has_h $n PINGS-OK" "loop_switched_both_ways $n"
             ;;
         on)
             check_full $n "${L}vhost=on"

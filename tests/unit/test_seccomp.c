@@ -12,6 +12,7 @@
 #include <linux/vhost.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,7 +384,32 @@ static int event_loop_allowed(void *arg)
 		return 35;
 	if (close(sv[0]) || eventfd(0, 0) < 0)
 		return 36;
+	/* The network loop's own policy (vmm/batch_policy.h). */
+	if (sched_setscheduler(0, SCHED_BATCH, &(struct sched_param){0}) ||
+	    sched_setscheduler(0, SCHED_OTHER, &(struct sched_param){0}))
+		return 37;
 	return 0;
+}
+
+/* Any other policy, or another thread's, is not the loop's to set. */
+static int loop_sets_fifo(void *arg)
+{
+	enter(SANDBOX_EVENT_LOOP);
+	sched_setscheduler(arg ? getpid() : 0, arg ? SCHED_BATCH : SCHED_FIFO,
+			   &(struct sched_param){.sched_priority = arg ? 0 : 1});
+	return 0;
+}
+
+Test(seccomp, event_loop_sets_only_its_own_batch_policy)
+{
+	char want[48];
+
+	snprintf(want, sizeof(want), "sched_setscheduler (%d)", SYS_sched_setscheduler);
+	for (intptr_t other_pid = 0; other_pid < 2; other_pid++) {
+		struct outcome o = run_child(loop_sets_fifo, (void *)other_pid);
+
+		expect_violation(&o, want, "event-loop thread");
+	}
 }
 
 Test(seccomp, event_loop_calls_still_work)
