@@ -168,11 +168,19 @@ void event_loop_watch(struct event_loop *el, struct event_watch *w, uint32_t eve
 	w->events = w->registered ? events : 0;
 }
 
+/* Applies the scheduling class el->policy chose to the calling thread, the loop's own. */
+static void event_loop_apply_policy(struct event_loop *el)
+{
+	struct sched_param sp = {0};
+
+	if (sched_setscheduler(0, el->policy.other ? SCHED_OTHER : SCHED_BATCH, &sp) < 0)
+		el->batch_failed = true;
+}
+
 static void *event_loop_thread(void *arg)
 {
 	struct event_loop *el = arg;
 	struct epoll_event evs[16];
-	struct sched_param sp = {0};
 
 	/*
 	 * SCHED_BATCH (the network loop, to start with): a wake-up of this thread never preempts
@@ -191,8 +199,8 @@ static void *event_loop_thread(void *arg)
 	this_loop = el;
 	if (el->name)
 		pthread_setname_np(pthread_self(), el->name);
-	if (el->batch && sched_setscheduler(0, SCHED_BATCH, &sp) < 0)
-		el->batch_failed = true;
+	if (el->batch)
+		event_loop_apply_policy(el); /* the policy starts out batching */
 	if (sandbox_enter(SANDBOX_EVENT_LOOP))
 		return NULL;
 	for (;;) {
@@ -214,14 +222,10 @@ static void *event_loop_thread(void *arg)
 
 void event_loop_note_pass(struct event_loop *el, unsigned int items)
 {
-	struct sched_param sp = {0};
-
 	if (this_loop != el || !el->batch || el->batch_failed)
 		return;
-	if (!batch_policy_pass(&el->policy, items))
-		return;
-	if (sched_setscheduler(0, el->policy.other ? SCHED_OTHER : SCHED_BATCH, &sp) < 0)
-		el->batch_failed = true;
+	if (batch_policy_pass(&el->policy, items))
+		event_loop_apply_policy(el);
 }
 
 int event_loop_start(struct event_loop *el, struct kerr *err)
