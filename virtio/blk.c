@@ -163,7 +163,10 @@ static int blk_engine_init(struct blk_dev *b, unsigned int entries, struct kerr 
 
 		b->be.ops = &blk_uring_engine;
 		if (blk_uring_engine.init(&b->be, entries, &uerr) == 0) {
-			snprintf(b->engine_desc, sizeof(b->engine_desc), "io_uring");
+			snprintf(b->engine_desc, sizeof(b->engine_desc), "%s",
+				 b->be.rw_inline
+				     ? "io_uring, reads and writes inline (image in memory)"
+				     : "io_uring");
 			return 0;
 		}
 		if (force_uring)

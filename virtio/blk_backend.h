@@ -88,6 +88,7 @@ struct blk_backend {
 	/* Learned on the first EOPNOTSUPP so later requests skip straight to what works. */
 	bool no_punch;
 	bool no_zero_range;
+	bool rw_inline; /* io_uring: reads and writes are done on the calling thread */
 };
 
 extern const struct blk_engine_ops blk_sync_engine;
@@ -104,6 +105,10 @@ void blk_wz_start(struct blk_backend *be, struct blk_req *r);
 bool blk_wz_fall_back(struct blk_backend *be, struct blk_req *r);
 /* Writes zeros over [off, off+len) with pwrite; 0 or -errno. */
 int blk_write_zeroes_sync(int fd, uint64_t off, uint64_t len);
+/* READ/WRITE from r->done to the end with preadv2/pwritev2 on this thread; 0 or -errno. */
+int blk_rw_sync(int fd, struct blk_req *r);
+/* The file lives in memory (tmpfs, ramfs): reading or writing it never waits on a device. */
+bool blk_fd_in_memory(int fd);
 /* Drops n transferred bytes from the front of an iovec array (after a short read/write). */
 void blk_iov_advance(struct iovec **iov, int *iovcnt, uint64_t n);
 

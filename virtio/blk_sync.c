@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 void blk_iov_advance(struct iovec **iov, int *iovcnt, uint64_t n)
@@ -88,8 +91,19 @@ int blk_write_zeroes_sync(int fd, uint64_t off, uint64_t len)
 	return 0;
 }
 
+bool blk_fd_in_memory(int fd)
+{
+	struct statfs sf;
+	struct stat st;
+
+	/* A block device's node sits on devtmpfs too: only a regular file's data is there. */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fstatfs(fd, &sf) < 0)
+		return false;
+	return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
 /* preadv2/pwritev2 until the whole request is done: regular files may return short counts. */
-static int sync_rw(int fd, struct blk_req *r)
+int blk_rw_sync(int fd, struct blk_req *r)
 {
 	struct iovec *iov = r->iov;
 	int iovcnt = r->iovcnt;
@@ -169,7 +183,7 @@ static void sync_submit(struct blk_backend *be, struct blk_req *r)
 	switch (r->op) {
 	case BLK_OP_READ:
 	case BLK_OP_WRITE:
-		res = sync_rw(be->fd, r);
+		res = blk_rw_sync(be->fd, r);
 		break;
 	case BLK_OP_FLUSH:
 		res = sync_datasync(be->fd);

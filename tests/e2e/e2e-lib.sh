@@ -89,6 +89,10 @@ expect_out() {
     rec_out "$1" | tr -d '\r' | grep -F -- "$2" > /dev/null || { echo "  $1: no '$2' in stdout" >&2; return 1; }
 }
 
+expect_err() {
+    rec_err "$1" | tr -d '\r' | grep -F -- "$2" > /dev/null || { echo "  $1: no '$2' in stderr" >&2; return 1; }
+}
+
 # show_rec NAME: the tail of a record, for failure diagnosis.
 show_rec() {
     echo "---- $1: status $(rec_status "$1"), $(rec_time "$1")s; last lines of stdout:"

@@ -11,6 +11,9 @@
 #        initramfs script (rdinit=/rootswitch) loads the transport's driver(s) (virtio_pci,
 #        virtio_mmio or both), virtio_blk and ext4, mounts
 #        /dev/vda, copies its /scenario.sh onto it and switch_roots to the disk's /sbin/init.
+#        On x86 kestrel gets it as the test host's block device /dev/vda (rig.py --drive),
+#        read and written through the io_uring ring; every other image is on tmpfs, read and
+#        written inline (-v names each disk's way; checked).
 #   vdb  a copy of guest-disk.ext4 attached with readonly=on
 #   vdc  an 8 MiB raw image of random data (the device-reset check)
 # Boot 1 ("main"): root on vda (marker, /proc/mounts, md5 of /data/testfile), vda..vdc in
@@ -84,6 +87,14 @@ ROOT_MD5=$(cat "${ROOT_IMG%.ext4}.md5")
 work=$(mktemp -d "${TMPDIR:-/tmp}/kestrel-blk.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 gzip -1 -c "$ROOT_IMG" > "$work/guest-root.ext4.gz"   # mostly empty: small in the host cpio
+# x86: the root image reaches the test host as a disk of its own (rig.py --drive), and kestrel
+# gets that block device: its reads and writes go through the io_uring ring, where the other
+# disks' images, on the test host's tmpfs, are read and written inline (virtio/blk_uring.c).
+# The arm64 test host has no virtio_blk driver: there every image is on tmpfs.
+DRIVE_ARGS=()
+if [ "$ARCH" = x86_64 ]; then
+    cp --sparse=always "$ROOT_IMG" "$work/root-drive.ext4" && DRIVE_ARGS=(--drive "$work/root-drive.ext4")
+fi
 scenario=$work/scenario.sh
 
 {
@@ -91,7 +102,8 @@ scenario=$work/scenario.sh
     echo "RUNS='$RUNS'"
     echo "NOMSI_CMDLINE='$NOMSI_CMDLINE' NOMSI_VMM_ARGS='$NOMSI_VMM_ARGS' SHARED_DISKS=$SHARED_DISKS"
     cat <<'SCENARIO'
-gunzip -c /files/guest-root.ext4.gz > /tmp/root.ext4
+ROOT=/tmp/root.ext4
+if [ -b /dev/vda ]; then ROOT=/dev/vda; else gunzip -c /files/guest-root.ext4.gz > $ROOT; fi
 cp "$GUEST_DISK" /tmp/ro.ext4
 head -c 1048576 /dev/urandom > /tmp/chunk
 for i in 1 2 3 4 5 6 7 8; do cat /tmp/chunk; done > /tmp/data.img
@@ -193,7 +205,7 @@ for r in $RUNS; do
     C="console=ttyS0 reboot=k panic=1 quiet rdinit=/rootswitch"
     A=
     [ $mm = nomsi ] && C="$C$NOMSI_CMDLINE" A=$NOMSI_VMM_ARGS
-    DISKS="--disk path=/tmp/root.ext4 --disk path=/tmp/ro.ext4,readonly=on --disk path=/tmp/data.img"
+    DISKS="--disk path=$ROOT --disk path=/tmp/ro.ext4,readonly=on --disk path=/tmp/data.img"
     case $t in
         mmio) DISKS="--transport mmio $DISKS" ;;
         mix) DISKS="--transport mmio $DISKS,transport=pci" ;;
@@ -201,7 +213,7 @@ for r in $RUNS; do
     md5sum /tmp/ro.ext4 /tmp/data.img > "$RIG_WORK/md5-before"
     rig_put md5-before-$m "$RIG_WORK/md5-before"
     G=$({ echo "MODE=$m"; cat "$RIG_WORK/guest-main.sh"; } | guest_initrd main-$m)
-    run_vmm -t $L main-$m $VMM $A --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
+    run_vmm -t $L main-$m $VMM -v $A --kernel $VMLINUZ --initrd $G --cmdline "$C" $DISKS
     { md5sum /tmp/ro.ext4; echo "region $(dd if=/tmp/data.img bs=1048576 skip=4 count=1 2>/dev/null | md5sum)"; } > "$RIG_WORK/md5-after"
     rig_put md5-after-$m "$RIG_WORK/md5-after"
     G=$(printf '%s\n' "echo \"REREAD-MD5 \$(md5sum < /data/written-$m | cut -d' ' -f1)\"" \
@@ -239,7 +251,8 @@ SCENARIO
 # line and the records of the runs that finished.
 echo "# test_virtio_blk: arch=$ARCH runs (transport:mode)=$RUNS"
 if ! rig_run "$scenario" --timeout "${E2E_HOST_TIMEOUT:-570}" --kestrel "$KESTREL_BIN" \
-        ${STAMP:+--stamp "$STAMP"} --file "$work/guest-root.ext4.gz:/files/guest-root.ext4.gz"; then
+        ${STAMP:+--stamp "$STAMP"} --file "$work/guest-root.ext4.gz:/files/guest-root.ext4.gz" \
+        "${DRIVE_ARGS[@]}"; then
     fail "test host ran the scenario to its end (see $RUN_DIR/console.log)"
 fi
 echo "# run dir: $RUN_DIR"
@@ -310,6 +323,10 @@ for r in $RUNS; do
             "eq \"\$(val $M TESTFILE-MD5)\" $ROOT_MD5" "expect_out $M 'KESTREL-ROOTFS-SCENARIO-EXIT 0'"
     check_rec $M "$tag three disks show up as vda, vdb, vdc in /proc/partitions" \
         all "eq \"\$(val $M PARTITIONS)\" vda,vdb,vdc,"
+    [ ${#DRIVE_ARGS[@]} -gt 0 ] && [ "${VMM:-kestrel}" = kestrel ] &&
+        check_rec $M "$tag io_uring: root on a block device through the ring, vdc's tmpfs image read and written inline" \
+            all "expect_err $M 'kestrel: vda on /dev/vda: io_uring I/O'" \
+                "expect_err $M 'kestrel: vdc on /tmp/data.img: io_uring, reads and writes inline (image in memory) I/O'"
     check_rec $M "$tag $irqdesc" irq_ok
     [ "$ARCH" = arm64 ] && [ $t != pci ] &&
         check_rec $M "$tag device tree: each virtio-mmio disk's device is a virtio,mmio node (ADDR.virtio_mmio)" dt_ok

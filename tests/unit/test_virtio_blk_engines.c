@@ -20,6 +20,7 @@
 
 TestSuite(blk_sync, .init = suite_init, .fini = suite_fini);
 TestSuite(blk_uring, .init = suite_init, .fini = suite_fini);
+TestSuite(blk_uring_mem, .init = suite_init_mem, .fini = suite_fini);
 TestSuite(blk, .init = suite_init, .fini = suite_fini);
 
 BOTH(write_through_mode)
@@ -100,6 +101,47 @@ Test(blk_uring, head_reused_while_in_flight)
 	cr_assert_eq(needs_resets, 1);
 	cr_assert_eq(expect_used(r, VIRTIO_BLK_S_OK), 513);
 	cr_assert_eq(used_idx(), 1);
+}
+
+Test(blk_uring_mem, reads_and_writes_complete_at_the_kick)
+{
+	struct req w, r;
+
+	start_dev(ENGINE_URING_MEM, false);
+	memset(host(DATA_GPA), 0x5a, 4096);
+	w = req_data(VIRTIO_BLK_T_OUT, 8, DATA_GPA, 4096, false);
+	r = req_data(VIRTIO_BLK_T_IN, 64, DATA2_GPA, 4096, true);
+	/* No reap, no event loop: done by the time the kick returns. */
+	kick();
+	cr_assert_eq(used_idx(), 2);
+	cr_assert_eq(expect_used(w, VIRTIO_BLK_S_OK), 1);
+	cr_assert_eq(expect_used(r, VIRTIO_BLK_S_OK), 4097);
+	cr_assert_eq(host(DATA2_GPA)[7], pattern(64 * 512 + 7));
+	uint8_t file[4096];
+	file_read(8 * 512, file, sizeof(file));
+	cr_assert_arr_eq(file, host(DATA_GPA), sizeof(file));
+	cr_assert_geq(__atomic_load_n(&signals[0], __ATOMIC_SEQ_CST), 1);
+}
+
+Test(blk, only_regular_files_count_as_in_memory)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	struct stat st;
+
+	/* A device node lives on devtmpfs, but its I/O goes to the device. */
+	cr_assert_geq(fd, 0);
+	cr_assert_not(blk_fd_in_memory(fd));
+	close(fd);
+	if (stat("/dev/shm", &st) == 0) {
+		char path[] = "/dev/shm/kestrel-mem-XXXXXX";
+
+		fd = mkstemp(path);
+		cr_assert_geq(fd, 0);
+		unlink(path);
+		cr_assert(blk_fd_in_memory(fd));
+		close(fd);
+	}
+	cr_assert_not(blk_fd_in_memory(-1));
 }
 
 /* ---- the engines' write-zeroes fallback to plain writes ---- */
