@@ -6,7 +6,8 @@
  * Two engines:
  * - io_uring (blk_uring.c): readv/writev straight on the guest's buffers, fsync, fallocate;
  *   completions are reaped from an eventfd the device registers with the event loop, so the
- *   guest's queue depth reaches the disk.
+ *   guest's queue depth reaches the disk. On an image in memory (blk_fd_in_memory) it reads
+ *   and writes on the calling thread instead, as sync does, and complete() runs at once.
  * - sync (blk_sync.c): the same operations done with preadv2/pwritev2/fdatasync/fallocate on
  *   the calling thread; complete() runs before submit() returns.
  *
