@@ -140,7 +140,13 @@ static const struct virtio_dev_ops blk_ops = {
     .queue_notify = blk_queue_notify,
 };
 
-/* Picks and starts the engine: io_uring if possible, unless KESTREL_BLK_ENGINE says sync. */
+/*
+ * Picks and starts the engine: io_uring if possible, unless KESTREL_BLK_ENGINE says sync. An
+ * image in memory gets the sync engine: its copies never wait on a device, and io_uring would
+ * hand every buffered write to a tmpfs file to a worker thread (tmpfs has no non-blocking
+ * buffered write), a wake-up and a context switch each way per request (docs/performance.md,
+ * Block).
+ */
 static int blk_engine_init(struct blk_dev *b, unsigned int entries, struct kerr *err)
 {
 	const char *env = getenv("KESTREL_BLK_ENGINE");
@@ -157,16 +163,15 @@ static int blk_engine_init(struct blk_dev *b, unsigned int entries, struct kerr 
 					"or sync)",
 					env);
 	}
-	if (!force_sync) {
+	if (!force_sync && !force_uring && blk_fd_in_memory(b->be.fd)) {
+		snprintf(b->engine_desc, sizeof(b->engine_desc), "sync (image in memory)");
+	} else if (!force_sync) {
 #ifdef HAVE_LIBURING
 		struct kerr uerr = {.msg = ""};
 
 		b->be.ops = &blk_uring_engine;
 		if (blk_uring_engine.init(&b->be, entries, &uerr) == 0) {
-			snprintf(b->engine_desc, sizeof(b->engine_desc), "%s",
-				 b->be.rw_inline
-				     ? "io_uring, reads and writes inline (image in memory)"
-				     : "io_uring");
+			snprintf(b->engine_desc, sizeof(b->engine_desc), "io_uring");
 			return 0;
 		}
 		if (force_uring)

@@ -6,10 +6,10 @@
  * Two engines:
  * - io_uring (blk_uring.c): readv/writev straight on the guest's buffers, fsync, fallocate;
  *   completions are reaped from an eventfd the device registers with the event loop, so the
- *   guest's queue depth reaches the disk. On an image in memory (blk_fd_in_memory) it reads
- *   and writes on the calling thread instead, as sync does, and complete() runs at once.
+ *   guest's queue depth reaches the disk.
  * - sync (blk_sync.c): the same operations done with preadv2/pwritev2/fdatasync/fallocate on
- *   the calling thread; complete() runs before submit() returns.
+ *   the calling thread; complete() runs before submit() returns. The device picks it for an
+ *   image in memory (blk_fd_in_memory), where a copy never waits on a device.
  *
  * Threads: an engine has no lock of its own. The device serialises every call into it (and
  * every complete() callback) with its own mutex.
@@ -89,7 +89,6 @@ struct blk_backend {
 	/* Learned on the first EOPNOTSUPP so later requests skip straight to what works. */
 	bool no_punch;
 	bool no_zero_range;
-	bool rw_inline; /* io_uring: reads and writes are done on the calling thread */
 };
 
 extern const struct blk_engine_ops blk_sync_engine;
@@ -106,8 +105,6 @@ void blk_wz_start(struct blk_backend *be, struct blk_req *r);
 bool blk_wz_fall_back(struct blk_backend *be, struct blk_req *r);
 /* Writes zeros over [off, off+len) with pwrite; 0 or -errno. */
 int blk_write_zeroes_sync(int fd, uint64_t off, uint64_t len);
-/* READ/WRITE from r->done to the end with preadv2/pwritev2 on this thread; 0 or -errno. */
-int blk_rw_sync(int fd, struct blk_req *r);
 /* The file lives in memory (tmpfs, ramfs): reading or writing it never waits on a device. */
 bool blk_fd_in_memory(int fd);
 /* Drops n transferred bytes from the front of an iovec array (after a short read/write). */

@@ -1,8 +1,8 @@
 /*
  * The portable virtio-blk engine: every request is done synchronously on the calling thread
  * (the event loop). Used when io_uring is unavailable (no liburing at build time, an old
- * kernel, a seccomp filter) or forced with KESTREL_BLK_ENGINE=sync. Also holds the helpers
- * both engines share.
+ * kernel, a seccomp filter), forced with KESTREL_BLK_ENGINE=sync, or picked by the device for
+ * an image in memory. Also holds the helpers both engines share.
  */
 #include "virtio/blk_backend.h"
 
@@ -103,7 +103,7 @@ bool blk_fd_in_memory(int fd)
 }
 
 /* preadv2/pwritev2 until the whole request is done: regular files may return short counts. */
-int blk_rw_sync(int fd, struct blk_req *r)
+static int blk_rw_sync(int fd, struct blk_req *r)
 {
 	struct iovec *iov = r->iov;
 	int iovcnt = r->iovcnt;

@@ -58,18 +58,6 @@ static void uring_issue(struct blk_backend *be, struct blk_req *r)
 		}
 	}
 
-	/*
-	 * An image in memory: a read or write is a copy that never waits on a device, so do it
-	 * here. io_uring would hand every buffered write to a tmpfs file to its worker thread
-	 * (tmpfs has no non-blocking buffered write), a wake-up and a context switch each way
-	 * per request, and post even a read it finished inline through the eventfd, a second
-	 * trip round the event loop (docs/performance.md, Block).
-	 */
-	if (be->rw_inline && (r->op == BLK_OP_READ || r->op == BLK_OP_WRITE)) {
-		be->complete(be, r, blk_rw_sync(be->fd, r));
-		return;
-	}
-
 	sqe = uring_get_sqe(u);
 	if (!sqe) {
 		be->complete(be, r, -EAGAIN);
@@ -204,7 +192,6 @@ static int uring_init(struct blk_backend *be, unsigned int entries, struct kerr 
 	}
 	/* A fixed file saves a reference count per request; optional. */
 	u->fixed = io_uring_register_files(&u->ring, &be->fd, 1) == 0;
-	be->rw_inline = blk_fd_in_memory(be->fd);
 	be->priv = u;
 	return 0;
 

@@ -324,9 +324,9 @@ for r in $RUNS; do
     check_rec $M "$tag three disks show up as vda, vdb, vdc in /proc/partitions" \
         all "eq \"\$(val $M PARTITIONS)\" vda,vdb,vdc,"
     [ ${#DRIVE_ARGS[@]} -gt 0 ] && [ "${VMM:-kestrel}" = kestrel ] &&
-        check_rec $M "$tag io_uring: root on a block device through the ring, vdc's tmpfs image read and written inline" \
+        check_rec $M "$tag engines: root on a block device through io_uring, vdc's tmpfs image on the sync engine" \
             all "expect_err $M 'kestrel: vda on /dev/vda: io_uring I/O'" \
-                "expect_err $M 'kestrel: vdc on /tmp/data.img: io_uring, reads and writes inline (image in memory) I/O'"
+                "expect_err $M 'kestrel: vdc on /tmp/data.img: sync (image in memory) I/O'"
     check_rec $M "$tag $irqdesc" irq_ok
     [ "$ARCH" = arm64 ] && [ $t != pci ] &&
         check_rec $M "$tag device tree: each virtio-mmio disk's device is a virtio,mmio node (ADDR.virtio_mmio)" dt_ok

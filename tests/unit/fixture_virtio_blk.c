@@ -172,42 +172,41 @@ void start_dev(const char *eng, bool readonly)
 {
 	struct blk_options o = {.path = img_path, .readonly = readonly};
 	struct kerr err = {.msg = ""};
-	const char *want = eng;
+	bool auto_pick = !strcmp(eng, ENGINE_AUTO);
 
 	engine = eng;
-	if (!strcmp(eng, ENGINE_URING_MEM)) {
-		if (!blk_fd_in_memory(img_fd))
-			cr_skip_test("%s is not on tmpfs here", img_path);
-		eng = "io_uring";
-		want = "io_uring, reads and writes inline (image in memory)";
-	}
-	cr_assert_eq(setenv("KESTREL_BLK_ENGINE", eng, 1), 0);
+	if (auto_pick)
+		cr_assert_eq(unsetenv("KESTREL_BLK_ENGINE"), 0);
+	else
+		cr_assert_eq(setenv("KESTREL_BLK_ENGINE", eng, 1), 0);
 	if (create(&o, &dev, &err) < 0) {
 		if (!strcmp(eng, "io_uring") && strstr(err.msg, "io_uring"))
 			cr_skip_test("io_uring unavailable here: %s", err.msg);
 		cr_assert_fail("create: %s", err.msg);
 	}
-	cr_assert_eq(strcmp(virtio_blk_engine(dev), want), 0, "engine %s, want %s",
-		     virtio_blk_engine(dev), want);
+	if (!auto_pick)
+		cr_assert_str_eq(virtio_blk_engine(dev), eng);
 	bring_up();
+}
+
+static void suite_setup(const char *image_dir)
+{
+	fx_guest_mem_map(RAM_SIZE);
+	fx_vring_init(&rq, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
+	cr_assert_eq(event_loop_init(&loop, NULL), 0);
+	make_image_in(image_dir, IMG_SIZE);
 }
 
 void suite_init(void)
 {
-	fx_guest_mem_map(RAM_SIZE);
-	fx_vring_init(&rq, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
-	cr_assert_eq(event_loop_init(&loop, NULL), 0);
-	/* /var/tmp: on disk, so the io_uring engine goes through its ring, not round it. */
-	make_image_in("/var/tmp", IMG_SIZE);
+	/* /var/tmp: on disk, so the default engine is io_uring, not the in-memory choice. */
+	suite_setup("/var/tmp");
 }
 
 void suite_init_mem(void)
 {
-	fx_guest_mem_map(RAM_SIZE);
-	fx_vring_init(&rq, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
-	cr_assert_eq(event_loop_init(&loop, NULL), 0);
-	/* Without /dev/shm the image lands on /tmp, and start_dev skips if that is not tmpfs. */
-	make_image_in(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", IMG_SIZE);
+	/* Without /dev/shm the image lands on /tmp; tests skip if that is not in memory. */
+	suite_setup(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 }
 
 void suite_fini(void)

@@ -20,7 +20,6 @@
 
 TestSuite(blk_sync, .init = suite_init, .fini = suite_fini);
 TestSuite(blk_uring, .init = suite_init, .fini = suite_fini);
-TestSuite(blk_uring_mem, .init = suite_init_mem, .fini = suite_fini);
 
 BOTH(discard_write_zeroes_validation)
 {

@@ -20,8 +20,8 @@
 
 TestSuite(blk_sync, .init = suite_init, .fini = suite_fini);
 TestSuite(blk_uring, .init = suite_init, .fini = suite_fini);
-TestSuite(blk_uring_mem, .init = suite_init_mem, .fini = suite_fini);
 TestSuite(blk, .init = suite_init, .fini = suite_fini);
+TestSuite(blk_mem, .init = suite_init_mem, .fini = suite_fini);
 
 BOTH(write_through_mode)
 {
@@ -103,11 +103,14 @@ Test(blk_uring, head_reused_while_in_flight)
 	cr_assert_eq(used_idx(), 1);
 }
 
-Test(blk_uring_mem, reads_and_writes_complete_at_the_kick)
+Test(blk_mem, an_image_in_memory_gets_the_sync_engine)
 {
 	struct req w, r;
 
-	start_dev(ENGINE_URING_MEM, false);
+	if (!blk_fd_in_memory(img_fd))
+		cr_skip_test("%s is not in memory here", img_path);
+	start_dev(ENGINE_AUTO, false);
+	cr_assert_str_eq(virtio_blk_engine(dev), "sync (image in memory)");
 	memset(host(DATA_GPA), 0x5a, 4096);
 	w = req_data(VIRTIO_BLK_T_OUT, 8, DATA_GPA, 4096, false);
 	r = req_data(VIRTIO_BLK_T_IN, 64, DATA2_GPA, 4096, true);
@@ -121,6 +124,18 @@ Test(blk_uring_mem, reads_and_writes_complete_at_the_kick)
 	file_read(8 * 512, file, sizeof(file));
 	cr_assert_arr_eq(file, host(DATA_GPA), sizeof(file));
 	cr_assert_geq(__atomic_load_n(&signals[0], __ATOMIC_SEQ_CST), 1);
+}
+
+Test(blk_mem, io_uring_forced_on_an_image_in_memory_uses_the_ring)
+{
+	struct req w;
+
+	if (!blk_fd_in_memory(img_fd))
+		cr_skip_test("%s is not in memory here", img_path);
+	start_dev("io_uring", false);
+	w = req_data(VIRTIO_BLK_T_OUT, 8, DATA_GPA, 4096, false);
+	run();
+	cr_assert_eq(expect_used(w, VIRTIO_BLK_S_OK), 1);
 }
 
 Test(blk, only_regular_files_count_as_in_memory)
