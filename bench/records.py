@@ -208,24 +208,35 @@ NET_COLS = [  # key, table label, CSV metric, unit, better, format
 ]
 
 
+def nums(text, pattern):
+    """Every match's first group (multi-line), as floats."""
+    return [float(x) for x in re.findall(pattern, text, re.M)]
+
+
 def net_sample(run, name):
     g, h = run.read(name), run.read(name + "-host")
     cpu = [max(int(x), 0) for x in re.findall(r"^netbench: cpu .* vmm=(-?\d+)", h, re.M)]
     vh = [int(x) for x in re.findall(r"^netbench: cpu .* vhost=(\d+)", h, re.M)]
     moved = [int(x) for t in (g, h) for x in re.findall(r"^netbench: recv (\d+) bytes in", t, re.M)]
     gib = sum(moved) / 2.0 ** 30
+    # bench_net.sh repeats the TCP transfer each way (XFERS): a VM's figure is their median,
+    # its CPU figures are per pair of transfers (one each way).
+    tcp_in = nums(g, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s")
+    tcp_out = nums(h, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s")
+    whole = len(cpu) == len(vh) == len(moved) and len(cpu) >= 2 and len(cpu) % 2 == 0
+    pairs = len(cpu) / 2.0
     return {  # each rate as the receiver saw it
-        "tcp_in": num(g, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
-        "tcp_out": num(h, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s"),
+        "tcp_in": median(tcp_in),
+        "tcp_out": median(tcp_out),
         "udp_in": num(g, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
         "udp_out": num(h, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
         "udp_in_sent": num(h, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
         "udp_out_sent": num(g, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
         "rr": num(h, r"^netbench: rr \d+ round trips in \S+ s = (\S+) rt/s"),
-        # the two TCP transfers' VMM (non-vCPU) plus vhost-worker CPU over the bytes they moved
-        "cpu_gib": (sum(cpu) + sum(vh)) / gib if len(cpu) == 2 and len(vh) == 2 and len(moved) == 2 and gib else None,
-        "cpu": sum(cpu) if len(cpu) == 2 else None,
-        "vhost": sum(vh) if len(vh) == 2 else None,
+        # the TCP transfers' VMM (non-vCPU) plus vhost-worker CPU over the bytes they moved
+        "cpu_gib": (sum(cpu) + sum(vh)) / gib if whole and gib else None,
+        "cpu": sum(cpu) / pairs if whole else None,
+        "vhost": sum(vh) / pairs if whole else None,
     }
 
 
@@ -253,8 +264,9 @@ def net(run, a, samples):
                           for c in ("kestrel-tap", "qemu-tap", "kestrel-vhost", "qemu-vhost"))
         print("%-*s %14s %14s %14s %14s %13s %13s" % (w, label, fmt(kt, f), fmt(qt, f), ratio(kt, qt),
                                                      fmt(kv, f), fmt(qv, f), ratio(kv, qv)))
-    print("(rates as the receiver measured them; VMM CPU = utime+stime of every VMM thread but the")
-    print(" vCPUs; vhost worker = the kernel's vhost-PID thread, during the same two transfers)")
+    print("(rates as the receiver measured them, TCP the median of a VM's transfers; VMM CPU =")
+    print(" utime+stime of every VMM thread but the vCPUs; vhost worker = the kernel's vhost-PID")
+    print(" thread; both per pair of TCP transfers, one each way)")
 
 
 # ---- bench_debian.sh: the guest's "KDEB: TIMES" line, the host's "H: BENCH NAME" line ----

@@ -191,6 +191,42 @@ class Records(Tmp):
         self.assertAlmostEqual(got[("machine's KVM, unpack guest: first KVM_RUN", "kestrel")], 15)
         self.assertAlmostEqual(got[("machine's KVM: execve -> first KVM_RUN", "qemu")], 100)
 
+    def test_net_repeated_transfers(self):
+        mib64 = 64 * 1048576
+
+        def recv(mbs):
+            return "netbench: recv %d bytes in 0.5 s = %.2f MB/s\n" % (mib64, mbs)
+
+        def cpu(vmm, vhost):
+            return "netbench: cpu pid=9 proc=1 vmm=%d vcpu=1 vhost=%d\n" % (vmm, vhost)
+
+        # kestrel-vhost-1: three transfers each way (bench_net.sh's XFERS); the figure is
+        # the median, the CPU per pair of transfers, the CPU per GiB over all six.
+        self.write("records/kestrel-vhost-1/stdout",
+                   recv(90) + recv(130) + recv(120) + "netbench: udprecv 9 packets in 1 s = 20000 pkt/s\n")
+        self.write("records/kestrel-vhost-1-host/stdout",
+                   cpu(10, 200) + cpu(0, 220) + cpu(20, 180) + recv(50) + cpu(0, 400) + recv(60)
+                   + cpu(10, 420) + recv(40) + cpu(20, 380) + "netbench: rr 10 round trips in 1 s = 900 rt/s\n")
+        # qemu-vhost-1: one transfer each way (an older run, or --xfers 1)
+        self.write("records/qemu-vhost-1/stdout", recv(100))
+        self.write("records/qemu-vhost-1-host/stdout", cpu(5, 100) + recv(45) + cpu(5, 300))
+        # kestrel-tap-1: a transfer without its CPU line gives no CPU figures
+        self.write("records/kestrel-tap-1/stdout", recv(150))
+        self.write("records/kestrel-tap-1-host/stdout", cpu(100, 0) + recv(170))
+        csv_path = os.path.join(self.tmp, "net.csv")
+        self.assertEqual(records.main(["net", self.tmp, "--runs", "1", "--csv", csv_path]), 0)
+        got = {(r["metric"], r["vmm"]): r["value"] for r in summarize.read_csv(csv_path)}
+        self.assertEqual(got[("vhost TCP host->guest", "kestrel")], 120)
+        self.assertEqual(got[("vhost TCP guest->host", "kestrel")], 50)
+        self.assertEqual(got[("vhost TCP host->guest", "qemu")], 100)
+        self.assertEqual(got[("vhost VMM CPU, 2 TCP transfers", "kestrel")], 20)
+        self.assertEqual(got[("vhost vhost worker CPU, 2 TCP transfers", "kestrel")], 600)
+        self.assertEqual(got[("vhost vhost worker CPU, 2 TCP transfers", "qemu")], 400)
+        self.assertAlmostEqual(got[("vhost VMM+vhost CPU per GiB moved", "kestrel")], 1860 / 0.375)
+        self.assertEqual(got[("tap TCP guest->host", "kestrel")], 170)
+        self.assertIsNone(got[("tap VMM CPU, 2 TCP transfers", "kestrel")])
+        self.assertIsNone(got[("tap TCP host->guest", "qemu")])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

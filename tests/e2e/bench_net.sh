@@ -6,17 +6,19 @@
 #   QEMU tap        -netdev tap,ifname=kt0,vhost=off -device virtio-net-pci
 #   QEMU vhost      the same with vhost=on
 # For each: TCP throughput host -> guest and guest -> host (SIZE MiB, default 64, of a
-# fixed pattern, timed by the receiver), UDP rate of 64-byte datagrams sent by a tight loop
+# fixed pattern, timed by the receiver; XFERS transfers each way per VM, default 3, and the
+# VM's figure is their median: the test host's own speed swings within seconds, see
+# docs/performance.md), UDP rate of 64-byte datagrams sent by a tight loop
 # each way (counted by the receiver), TCP request/response round trips per second (64 bytes
 # each way, one at a time, the host asking for UDP seconds), and the VMM's own CPU time (all
-# threads but the vCPUs) and the kernel's vhost-net worker's during the two TCP transfers, also
-# as their sum per GiB moved (both directions). RUNS rounds (default 1)
-# of the four, alternating; prints a table of the medians with kestrel/QEMU ratios
+# threads but the vCPUs) and the kernel's vhost-net worker's during the TCP transfers (per
+# pair of transfers), also as their sum per GiB moved (both directions). RUNS rounds
+# (default 1) of the four, kestrel first in odd rounds and QEMU first in even ones; prints a table of the medians with kestrel/QEMU ratios
 # (bench/records.py; --csv FILE: every sample there too, for bench/run.sh). Never fails on
 # the numbers; a VMM that does not boot shows n/a. Not part of `meson test`.
 #
 #   bench_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--size MIB] [--udp SECS]
-#                [--runs N] [--csv FILE] [--records RUN_DIR]
+#                [--xfers N] [--runs N] [--csv FILE] [--records RUN_DIR]
 #
 # Traffic stays between the test host's tap (10.77.0.1) and the guest (10.77.0.2). Absolute
 # numbers are for a guest nested under a TCG-emulated host; only the ratios carry over.
@@ -28,6 +30,7 @@ NETBENCH=
 STAMP=
 SIZE=64
 UDP=5
+XFERS=3
 RUNS=1
 CSV=
 REUSE=
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
         --stamp) STAMP=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --udp) UDP=$2; shift 2 ;;
+        --xfers) XFERS=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
         --csv) CSV=$2; shift 2 ;;
         --records) REUSE=$2; shift 2 ;;   # re-print the table of an earlier run (E2E_KEEP=1)
@@ -59,19 +63,20 @@ fi
 
 scenario=$tmp/scenario.sh
 {
-    echo "SIZE=$SIZE UDP=$UDP RUNS=$RUNS QCMD='$BENCH_CMDLINE'"
+    echo "SIZE=$SIZE UDP=$UDP XFERS=$XFERS RUNS=$RUNS QCMD='$BENCH_CMDLINE'"
     cat <<'EOF'
 export GUEST_FILES="/usr/local/bin/netbench:/bin/netbench"
 BYTES=$((SIZE * 1048576))
 
 # The guest: TCP in, TCP out, UDP in, UDP out, in step with the host below.
 cat > $RIG_WORK/g-bench.sh <<GEOF
-BYTES=$BYTES UDP=$UDP
+BYTES=$BYTES UDP=$UDP XFERS=$XFERS
 GEOF
 net_guest_prelude >> $RIG_WORK/g-bench.sh
 cat >> $RIG_WORK/g-bench.sh <<'GEOF'
-netbench recv -q -w 900 5002
-netbench send -n $BYTES -w 900 $P 5001
+# XFERS transfers each way, each on a port of its own (5002, 5012, ... in; 5001, 5011, ... out).
+for x in $(seq 0 $((XFERS - 1))); do netbench recv -q -w 900 $((5002 + 10 * x)); done
+for x in $(seq 0 $((XFERS - 1))); do netbench send -n $BYTES -w 900 $P $((5001 + 10 * x)); done
 netbench udprecv -t $UDP -w 120 5004
 sleep 2
 netbench udpsend -s 64 -t $((UDP + 2)) $P 5003
@@ -91,8 +96,12 @@ bench() {
     wait_for 30 vmm_pid $prog && KP=$(vmm_pid $prog)
     (
         net_host_up || exit 1
-        netbench send -p $KP -n $BYTES -w 900 10.77.0.2 5002
-        netbench recv -p $KP -q -w 900 5001
+        for x in $(seq 0 $((XFERS - 1))); do
+            netbench send -p $KP -n $BYTES -w 900 10.77.0.2 $((5002 + 10 * x))
+        done
+        for x in $(seq 0 $((XFERS - 1))); do
+            netbench recv -p $KP -q -w 900 $((5001 + 10 * x))
+        done
         netbench udpsend -s 64 -t $((UDP + 1)) 10.77.0.2 5004
         netbench udprecv -t $UDP -w 120 5003
         netbench rr -s 64 -t $UDP -w 120 10.77.0.2 5006
@@ -106,18 +115,18 @@ K="kestrel --memory 512M --kernel $VMLINUZ --initrd $G --cmdline"
 # debug-threads=on names QEMU's vCPU threads "CPU N/KVM", so netbench can tell them apart.
 Q="$QEMU_KVM -name bench,debug-threads=on -m 512M -kernel $VMLINUZ -initrd $G -append"
 QNET=$QEMU_NET_TAP QDEV=$QEMU_NET_DEV
+kt() { [ -x "$KESTREL" ] && bench kestrel-tap-$1 kestrel $K "$QCMD" --net tap=kt0,vhost=off; }
+kv() { [ -x "$KESTREL" ] && bench kestrel-vhost-$1 kestrel $K "$QCMD" --net tap=kt0,vhost=on; }
+qt() { bench qemu-tap-$1 qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=off $QDEV; }
+qv() { bench qemu-vhost-$1 qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=on $QDEV; }
+# The order reverses every round, so that no VM always follows the same one.
 for i in $(seq $RUNS); do
-    if [ -x "$KESTREL" ]; then
-        bench kestrel-tap-$i kestrel $K "$QCMD" --net tap=kt0,vhost=off
-        bench kestrel-vhost-$i kestrel $K "$QCMD" --net tap=kt0,vhost=on
-    fi
-    bench qemu-tap-$i qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=off $QDEV
-    bench qemu-vhost-$i qemu-system-x86_64 $Q "$QCMD" $QNET,vhost=on $QDEV
+    if [ $((i % 2)) = 1 ]; then kt $i; kv $i; qt $i; qv $i; else qv $i; qt $i; kv $i; kt $i; fi
 done
 EOF
 } > "$scenario"
 
-echo "# bench_net: $RUNS rounds, TCP ${SIZE} MiB each way, UDP 64-byte datagrams for ${UDP} s each way"
+echo "# bench_net: $RUNS rounds, TCP ${SIZE} MiB each way $XFERS times per VM, UDP 64-byte datagrams for ${UDP} s each way"
 if [ -n "$REUSE" ]; then
     RUN_DIR=$REUSE
 elif ! rig_run "$scenario" "${rig_args[@]}"; then
