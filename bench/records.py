@@ -219,20 +219,21 @@ def net_sample(run, name):
     vh = [int(x) for x in re.findall(r"^netbench: cpu .* vhost=(\d+)", h, re.M)]
     moved = [int(x) for t in (g, h) for x in re.findall(r"^netbench: recv (\d+) bytes in", t, re.M)]
     gib = sum(moved) / 2.0 ** 30
-    # bench_net.sh repeats the TCP transfer each way (XFERS): a VM's figure is their median,
-    # its CPU figures are per pair of transfers (one each way).
-    tcp_in = nums(g, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s")
-    tcp_out = nums(h, r"^netbench: recv \d+ bytes in \S+ s = (\S+) MB/s")
+    # bench_net.sh runs every phase REPS times: a VM's figure is their median, its CPU
+    # figures are per pair of TCP transfers (one each way).
+    def rate(text, what):
+        return median(nums(text, r"^netbench: %s \d+ [a-z ]+ in \S+ s = (\S+) " % what))
+
     whole = len(cpu) == len(vh) == len(moved) and len(cpu) >= 2 and len(cpu) % 2 == 0
     pairs = len(cpu) / 2.0
     return {  # each rate as the receiver saw it
-        "tcp_in": median(tcp_in),
-        "tcp_out": median(tcp_out),
-        "udp_in": num(g, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
-        "udp_out": num(h, r"^netbench: udprecv \d+ packets in \S+ s = (\S+) pkt/s"),
-        "udp_in_sent": num(h, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
-        "udp_out_sent": num(g, r"^netbench: udpsend \d+ packets in \S+ s = (\S+) pkt/s"),
-        "rr": num(h, r"^netbench: rr \d+ round trips in \S+ s = (\S+) rt/s"),
+        "tcp_in": rate(g, "recv"),
+        "tcp_out": rate(h, "recv"),
+        "udp_in": rate(g, "udprecv"),
+        "udp_out": rate(h, "udprecv"),
+        "udp_in_sent": rate(h, "udpsend"),
+        "udp_out_sent": rate(g, "udpsend"),
+        "rr": rate(h, "rr"),
         # the TCP transfers' VMM (non-vCPU) plus vhost-worker CPU over the bytes they moved
         "cpu_gib": (sum(cpu) + sum(vh)) / gib if whole and gib else None,
         "cpu": sum(cpu) / pairs if whole else None,
@@ -264,7 +265,7 @@ def net(run, a, samples):
                           for c in ("kestrel-tap", "qemu-tap", "kestrel-vhost", "qemu-vhost"))
         print("%-*s %14s %14s %14s %14s %13s %13s" % (w, label, fmt(kt, f), fmt(qt, f), ratio(kt, qt),
                                                      fmt(kv, f), fmt(qv, f), ratio(kv, qv)))
-    print("(rates as the receiver measured them, TCP the median of a VM's transfers; VMM CPU =")
+    print("(rates as the receiver measured them, each the median of a VM's repeats; VMM CPU =")
     print(" utime+stime of every VMM thread but the vCPUs; vhost worker = the kernel's vhost-PID")
     print(" thread; both per pair of TCP transfers, one each way)")
 

@@ -191,7 +191,7 @@ class Records(Tmp):
         self.assertAlmostEqual(got[("machine's KVM, unpack guest: first KVM_RUN", "kestrel")], 15)
         self.assertAlmostEqual(got[("machine's KVM: execve -> first KVM_RUN", "qemu")], 100)
 
-    def test_net_repeated_transfers(self):
+    def test_net_repeated_phases(self):
         mib64 = 64 * 1048576
 
         def recv(mbs):
@@ -200,13 +200,22 @@ class Records(Tmp):
         def cpu(vmm, vhost):
             return "netbench: cpu pid=9 proc=1 vmm=%d vcpu=1 vhost=%d\n" % (vmm, vhost)
 
-        # kestrel-vhost-1: three transfers each way (bench_net.sh's XFERS); the figure is
-        # the median, the CPU per pair of transfers, the CPU per GiB over all six.
+        def udp(way, rate):
+            return "netbench: %s 9 packets in 3.000 s = %d pkt/s (0 errors)\n" % (way, rate)
+
+        def rr(rate):
+            return "netbench: rr 10 round trips in 3.001 s = %d rt/s\n" % rate
+
+        # kestrel-vhost-1: every phase three times (bench_net.sh's REPS); the figure is the
+        # median, the CPU per pair of TCP transfers, the CPU per GiB over all six.
         self.write("records/kestrel-vhost-1/stdout",
-                   recv(90) + recv(130) + recv(120) + "netbench: udprecv 9 packets in 1 s = 20000 pkt/s\n")
+                   recv(90) + recv(130) + recv(120) + udp("udprecv", 20000) + udp("udprecv", 8000)
+                   + udp("udprecv", 15000) + udp("udpsend", 3000) + udp("udpsend", 2000) + udp("udpsend", 2500))
         self.write("records/kestrel-vhost-1-host/stdout",
                    cpu(10, 200) + cpu(0, 220) + cpu(20, 180) + recv(50) + cpu(0, 400) + recv(60)
-                   + cpu(10, 420) + recv(40) + cpu(20, 380) + "netbench: rr 10 round trips in 1 s = 900 rt/s\n")
+                   + cpu(10, 420) + recv(40) + cpu(20, 380) + udp("udpsend", 40000) + udp("udpsend", 30000)
+                   + udp("udpsend", 45000) + udp("udprecv", 1900) + udp("udprecv", 2100) + udp("udprecv", 1000)
+                   + rr(900) + rr(1100) + rr(700))
         # qemu-vhost-1: one transfer each way (an older run, or --xfers 1)
         self.write("records/qemu-vhost-1/stdout", recv(100))
         self.write("records/qemu-vhost-1-host/stdout", cpu(5, 100) + recv(45) + cpu(5, 300))
@@ -218,6 +227,11 @@ class Records(Tmp):
         got = {(r["metric"], r["vmm"]): r["value"] for r in summarize.read_csv(csv_path)}
         self.assertEqual(got[("vhost TCP host->guest", "kestrel")], 120)
         self.assertEqual(got[("vhost TCP guest->host", "kestrel")], 50)
+        self.assertEqual(got[("vhost UDP64 host->guest", "kestrel")], 15000)
+        self.assertEqual(got[("vhost UDP64 host sent", "kestrel")], 40000)
+        self.assertEqual(got[("vhost UDP64 guest->host", "kestrel")], 1900)
+        self.assertEqual(got[("vhost UDP64 guest sent", "kestrel")], 2500)
+        self.assertEqual(got[("vhost TCP64 request/response", "kestrel")], 900)
         self.assertEqual(got[("vhost TCP host->guest", "qemu")], 100)
         self.assertEqual(got[("vhost VMM CPU, 2 TCP transfers", "kestrel")], 20)
         self.assertEqual(got[("vhost vhost worker CPU, 2 TCP transfers", "kestrel")], 600)

@@ -6,19 +6,21 @@
 #   QEMU tap        -netdev tap,ifname=kt0,vhost=off -device virtio-net-pci
 #   QEMU vhost      the same with vhost=on
 # For each: TCP throughput host -> guest and guest -> host (SIZE MiB, default 64, of a
-# fixed pattern, timed by the receiver; XFERS transfers each way per VM, default 3, and the
-# VM's figure is their median: the test host's own speed swings within seconds, see
-# docs/performance.md), UDP rate of 64-byte datagrams sent by a tight loop
-# each way (counted by the receiver), TCP request/response round trips per second (64 bytes
-# each way, one at a time, the host asking for UDP seconds), and the VMM's own CPU time (all
-# threads but the vCPUs) and the kernel's vhost-net worker's during the TCP transfers (per
-# pair of transfers), also as their sum per GiB moved (both directions). RUNS rounds
-# (default 1) of the four, kestrel first in odd rounds and QEMU first in even ones; prints a table of the medians with kestrel/QEMU ratios
+# fixed pattern, timed by the receiver), UDP rate of 64-byte datagrams sent by a tight loop
+# each way for UDP seconds (default 3; counted by the receiver), TCP request/response round
+# trips per second (64 bytes each way, one at a time, the host asking for UDP seconds), and
+# the VMM's own CPU time (all threads but the vCPUs) and the kernel's vhost-net worker's
+# during the TCP transfers (per pair of transfers), also as their sum per GiB moved (both
+# directions). Each VM runs every phase REPS times (default 3), and its figure is their
+# median: the test host's own speed swings within seconds (docs/performance.md, "TCP
+# host->guest under vhost at equal test-host speed"). RUNS rounds (default 1) of the four,
+# kestrel first in odd rounds and QEMU first in even ones; prints a table of the medians with
+# kestrel/QEMU ratios
 # (bench/records.py; --csv FILE: every sample there too, for bench/run.sh). Never fails on
 # the numbers; a VMM that does not boot shows n/a. Not part of `meson test`.
 #
 #   bench_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--size MIB] [--udp SECS]
-#                [--xfers N] [--runs N] [--csv FILE] [--records RUN_DIR]
+#                [--reps N] [--runs N] [--csv FILE] [--records RUN_DIR]
 #
 # Traffic stays between the test host's tap (10.77.0.1) and the guest (10.77.0.2). Absolute
 # numbers are for a guest nested under a TCG-emulated host; only the ratios carry over.
@@ -29,8 +31,8 @@ KESTREL_BIN=$REPO_ROOT/build/kestrel
 NETBENCH=
 STAMP=
 SIZE=64
-UDP=5
-XFERS=3
+UDP=3
+REPS=3
 RUNS=1
 CSV=
 REUSE=
@@ -41,7 +43,7 @@ while [ $# -gt 0 ]; do
         --stamp) STAMP=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --udp) UDP=$2; shift 2 ;;
-        --xfers) XFERS=$2; shift 2 ;;
+        --reps) REPS=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
         --csv) CSV=$2; shift 2 ;;
         --records) REUSE=$2; shift 2 ;;   # re-print the table of an earlier run (E2E_KEEP=1)
@@ -63,24 +65,25 @@ fi
 
 scenario=$tmp/scenario.sh
 {
-    echo "SIZE=$SIZE UDP=$UDP XFERS=$XFERS RUNS=$RUNS QCMD='$BENCH_CMDLINE'"
+    echo "SIZE=$SIZE UDP=$UDP REPS=$REPS RUNS=$RUNS QCMD='$BENCH_CMDLINE'"
     cat <<'EOF'
 export GUEST_FILES="/usr/local/bin/netbench:/bin/netbench"
 BYTES=$((SIZE * 1048576))
 
 # The guest: TCP in, TCP out, UDP in, UDP out, in step with the host below.
 cat > $RIG_WORK/g-bench.sh <<GEOF
-BYTES=$BYTES UDP=$UDP XFERS=$XFERS
+BYTES=$BYTES UDP=$UDP REPS=$REPS
 GEOF
 net_guest_prelude >> $RIG_WORK/g-bench.sh
 cat >> $RIG_WORK/g-bench.sh <<'GEOF'
-# XFERS transfers each way, each on a port of its own (5002, 5012, ... in; 5001, 5011, ... out).
-for x in $(seq 0 $((XFERS - 1))); do netbench recv -q -w 900 $((5002 + 10 * x)); done
-for x in $(seq 0 $((XFERS - 1))); do netbench send -n $BYTES -w 900 $P $((5001 + 10 * x)); done
-netbench udprecv -t $UDP -w 120 5004
-sleep 2
-netbench udpsend -s 64 -t $((UDP + 2)) $P 5003
-netbench rrserve -s 64 -w 120 5006
+# Each phase REPS times, each on a port of its own (5002, 5012, ...), so that the tail of one
+# UDP window never counts in the next.
+R=$(seq 0 $((REPS - 1)))
+for x in $R; do netbench recv -q -w 900 $((5002 + 10 * x)); done
+for x in $R; do netbench send -n $BYTES -w 900 $P $((5001 + 10 * x)); done
+for x in $R; do netbench udprecv -t $UDP -w 120 $((5004 + 10 * x)); done
+for x in $R; do sleep 2; netbench udpsend -s 64 -t $((UDP + 2)) $P $((5003 + 10 * x)); done
+for x in $R; do netbench rrserve -s 64 -w 120 $((5006 + 10 * x)); done
 echo "G: BENCH-DONE"
 netbench recv -q -w 60 5005 2> /dev/null
 GEOF
@@ -96,15 +99,12 @@ bench() {
     wait_for 30 vmm_pid $prog && KP=$(vmm_pid $prog)
     (
         net_host_up || exit 1
-        for x in $(seq 0 $((XFERS - 1))); do
-            netbench send -p $KP -n $BYTES -w 900 10.77.0.2 $((5002 + 10 * x))
-        done
-        for x in $(seq 0 $((XFERS - 1))); do
-            netbench recv -p $KP -q -w 900 $((5001 + 10 * x))
-        done
-        netbench udpsend -s 64 -t $((UDP + 1)) 10.77.0.2 5004
-        netbench udprecv -t $UDP -w 120 5003
-        netbench rr -s 64 -t $UDP -w 120 10.77.0.2 5006
+        R=$(seq 0 $((REPS - 1)))
+        for x in $R; do netbench send -p $KP -n $BYTES -w 900 10.77.0.2 $((5002 + 10 * x)); done
+        for x in $R; do netbench recv -p $KP -q -w 900 $((5001 + 10 * x)); done
+        for x in $R; do netbench udpsend -s 64 -t $((UDP + 1)) 10.77.0.2 $((5004 + 10 * x)); done
+        for x in $R; do netbench udprecv -t $UDP -w 120 $((5003 + 10 * x)); done
+        for x in $R; do netbench rr -s 64 -t $UDP -w 120 10.77.0.2 $((5006 + 10 * x)); done
         wait_console $name "G: BENCH-DONE" 120
         netbench send -n 0 -w 60 10.77.0.2 5005
     ) > $h 2>&1
@@ -126,7 +126,7 @@ done
 EOF
 } > "$scenario"
 
-echo "# bench_net: $RUNS rounds, TCP ${SIZE} MiB each way $XFERS times per VM, UDP 64-byte datagrams for ${UDP} s each way"
+echo "# bench_net: $RUNS rounds, TCP ${SIZE} MiB each way, UDP 64-byte datagrams for ${UDP} s each way, each $REPS times per VM"
 if [ -n "$REUSE" ]; then
     RUN_DIR=$REUSE
 elif ! rig_run "$scenario" "${rig_args[@]}"; then
