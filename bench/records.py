@@ -208,9 +208,11 @@ NET_COLS = [  # key, table label, CSV metric, unit, better, format
 ]
 
 
-def nums(text, pattern):
-    """Every match's first group (multi-line), as floats."""
-    return [float(x) for x in re.findall(pattern, text, re.M)]
+def net_rate(text, what):
+    """The median rate of every "netbench: WHAT N UNITS in S s = RATE" line (bench_net.sh
+    runs each phase REPS times), or None when there is none."""
+    pattern = r"^netbench: %s \d+ [a-z ]+ in \S+ s = (\S+) " % what
+    return median([float(x) for x in re.findall(pattern, text, re.M)])
 
 
 def net_sample(run, name):
@@ -219,21 +221,17 @@ def net_sample(run, name):
     vh = [int(x) for x in re.findall(r"^netbench: cpu .* vhost=(\d+)", h, re.M)]
     moved = [int(x) for t in (g, h) for x in re.findall(r"^netbench: recv (\d+) bytes in", t, re.M)]
     gib = sum(moved) / 2.0 ** 30
-    # bench_net.sh runs every phase REPS times: a VM's figure is their median, its CPU
-    # figures are per pair of TCP transfers (one each way).
-    def rate(text, what):
-        return median(nums(text, r"^netbench: %s \d+ [a-z ]+ in \S+ s = (\S+) " % what))
-
+    # A VM's CPU figures are per pair of TCP transfers (one each way).
     whole = len(cpu) == len(vh) == len(moved) and len(cpu) >= 2 and len(cpu) % 2 == 0
     pairs = len(cpu) / 2.0
     return {  # each rate as the receiver saw it
-        "tcp_in": rate(g, "recv"),
-        "tcp_out": rate(h, "recv"),
-        "udp_in": rate(g, "udprecv"),
-        "udp_out": rate(h, "udprecv"),
-        "udp_in_sent": rate(h, "udpsend"),
-        "udp_out_sent": rate(g, "udpsend"),
-        "rr": rate(h, "rr"),
+        "tcp_in": net_rate(g, "recv"),
+        "tcp_out": net_rate(h, "recv"),
+        "udp_in": net_rate(g, "udprecv"),
+        "udp_out": net_rate(h, "udprecv"),
+        "udp_in_sent": net_rate(h, "udpsend"),
+        "udp_out_sent": net_rate(g, "udpsend"),
+        "rr": net_rate(h, "rr"),
         # the TCP transfers' VMM (non-vCPU) plus vhost-worker CPU over the bytes they moved
         "cpu_gib": (sum(cpu) + sum(vh)) / gib if whole and gib else None,
         "cpu": sum(cpu) / pairs if whole else None,

@@ -216,7 +216,7 @@ class Records(Tmp):
                    + cpu(10, 420) + recv(40) + cpu(20, 380) + udp("udpsend", 40000) + udp("udpsend", 30000)
                    + udp("udpsend", 45000) + udp("udprecv", 1900) + udp("udprecv", 2100) + udp("udprecv", 1000)
                    + rr(900) + rr(1100) + rr(700))
-        # qemu-vhost-1: one transfer each way (an older run, or --xfers 1)
+        # qemu-vhost-1: one transfer each way (an older run, or --reps 1)
         self.write("records/qemu-vhost-1/stdout", recv(100))
         self.write("records/qemu-vhost-1-host/stdout", cpu(5, 100) + recv(45) + cpu(5, 300))
         # kestrel-tap-1: a transfer without its CPU line gives no CPU figures

@@ -15,9 +15,9 @@
 # median: the test host's own speed swings within seconds (docs/performance.md, "TCP
 # host->guest under vhost at equal test-host speed"). RUNS rounds (default 1) of the four,
 # kestrel first in odd rounds and QEMU first in even ones; prints a table of the medians with
-# kestrel/QEMU ratios
-# (bench/records.py; --csv FILE: every sample there too, for bench/run.sh). Never fails on
-# the numbers; a VMM that does not boot shows n/a. Not part of `meson test`.
+# kestrel/QEMU ratios (bench/records.py; --csv FILE: every sample there too, for
+# bench/run.sh). Never fails on the numbers; a VMM that does not boot shows n/a. Not part of
+# `meson test`.
 #
 #   bench_net.sh [--kestrel PATH] [--netbench PATH] [--stamp PATH] [--size MIB] [--udp SECS]
 #                [--reps N] [--runs N] [--csv FILE] [--records RUN_DIR]
