@@ -14,7 +14,8 @@
 #   rand-read / rand-write QD 32    4 KiB: IOPS
 # RUNS rounds (default 3) of kestrel and QEMU, kestrel first in odd rounds and QEMU first in
 # even ones; the table shows the medians and the ratio kestrel/QEMU (bench/records.py parses
-# fio's JSON; --csv FILE: every sample there too, for bench/run.sh). Never fails on the numbers; a VMM that does not run shows n/a.
+# fio's JSON; --csv FILE: every sample there too, for bench/run.sh). Never fails on the
+# numbers; a VMM that does not run shows n/a.
 # kestrel runs with -v (its per-queue kicks/interrupts counters in the record's stderr); the
 # guest prints its virtio lines of /proc/interrupts before and after fio. Not part of `meson test`.
 #

@@ -104,7 +104,8 @@ bench() {
         for x in $R; do netbench recv -p $KP -q -w 900 $((5001 + 10 * x)); done
         # 2 s idle before each window, as the guest does before each of its own: the window
         # then starts from an idle guest under either VMM, not from however soon the guest
-        # finished the step before (docs/performance.md, "vhost UDP64 host->guest").
+        # finished the step before (docs/performance.md, "vhost UDP64 host->guest: how the
+        # test host's sender and vhost worker share its CPU").
         for x in $R; do sleep 2; netbench udpsend -s 64 -t $((UDP + 1)) 10.77.0.2 $((5004 + 10 * x)); done
         for x in $R; do netbench udprecv -t $UDP -w 120 $((5003 + 10 * x)); done
         for x in $R; do netbench rr -s 64 -t $UDP -w 120 10.77.0.2 $((5006 + 10 * x)); done
