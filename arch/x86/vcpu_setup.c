@@ -20,6 +20,9 @@
 #define MSR_IA32_TSC 0x10
 #define MSR_IA32_MISC_ENABLE 0x1a0
 #define MISC_ENABLE_FAST_STRING 1ULL
+#define MSR_MTRR_DEF_TYPE 0x2ff
+#define MTRR_DEF_TYPE_ENABLE (1ULL << 11)
+#define MTRR_TYPE_WRBACK 6ULL
 
 #define APIC_LVT0 0x350
 #define APIC_LVT1 0x360
@@ -76,16 +79,24 @@ static int set_msrs(int vcpu_fd, unsigned int id, struct kerr *err)
 					  MSR_SYSCALL_MASK,
 					  MSR_KERNEL_GS_BASE,
 					  MSR_IA32_TSC};
-	enum { N = sizeof(zeroed) / sizeof(zeroed[0]) + 1 };
+	enum { NZ = sizeof(zeroed) / sizeof(zeroed[0]), N = NZ + 2 };
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + N * sizeof(m->entries[0]));
 	int rc;
 
 	if (!m)
 		return kerr_set(err, "out of memory for MSRs");
-	for (unsigned int i = 0; i < N - 1; i++)
+	for (unsigned int i = 0; i < NZ; i++)
 		m->entries[i].index = zeroed[i];
-	m->entries[N - 1].index = MSR_IA32_MISC_ENABLE;
-	m->entries[N - 1].data = MISC_ENABLE_FAST_STRING;
+	m->entries[NZ].index = MSR_IA32_MISC_ENABLE;
+	m->entries[NZ].data = MISC_ENABLE_FAST_STRING;
+	/*
+	 * MTRRs on, everything write-back, as firmware leaves them: a Linux guest that finds
+	 * them off also skips its PAT setup and has no write-combining mappings. KVM takes the
+	 * memory type of guest RAM from the host unless a device does non-coherent DMA, so no
+	 * variable range is needed for the MMIO holes (they are not RAM; every access exits).
+	 */
+	m->entries[NZ + 1].index = MSR_MTRR_DEF_TYPE;
+	m->entries[NZ + 1].data = MTRR_DEF_TYPE_ENABLE | MTRR_TYPE_WRBACK;
 	m->nmsrs = N;
 	rc = ioctl(vcpu_fd, KVM_SET_MSRS, m);
 	free(m);
