@@ -275,8 +275,16 @@ void msix_past_table(struct vdev *d)
 	say("MSIX %s: %u entries written past the %u-entry table", d->bdf, n, d->msix_n);
 }
 
+/*
+ * The device publishes used->idx before it signals, so the pending bit may trail the
+ * completions the guest already sees: wait up to 2 s for it.
+ */
 static int pba0(struct vdev *d)
 {
+	double end = now() + 2;
+
+	while (!(mmio_read(d->msix_pba, 4) & 1) && now() < end)
+		usleep(1000);
 	return (int)(mmio_read(d->msix_pba, 4) & 1);
 }
 
