@@ -282,10 +282,11 @@ void msix_past_table(struct vdev *d)
 static int pba0(struct vdev *d)
 {
 	double end = now() + 2;
+	int set;
 
-	while (!(mmio_read(d->msix_pba, 4) & 1) && now() < end)
+	while (!(set = (int)(mmio_read(d->msix_pba, 4) & 1)) && now() < end)
 		usleep(1000);
-	return (int)(mmio_read(d->msix_pba, 4) & 1);
+	return set;
 }
 
 static void atk_msix(void)
