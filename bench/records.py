@@ -264,8 +264,8 @@ def net(run, a, samples):
         print("%-*s %14s %14s %14s %14s %13s %13s" % (w, label, fmt(kt, f), fmt(qt, f), ratio(kt, qt),
                                                      fmt(kv, f), fmt(qv, f), ratio(kv, qv)))
     print("(rates as the receiver measured them, each the median of a VM's repeats; VMM CPU =")
-    print(" utime+stime of every VMM thread but the vCPUs; vhost worker = the kernel's vhost-PID")
-    print(" thread; both per pair of TCP transfers, one each way)")
+    print(" scheduler CPU time of every VMM thread but the vCPUs; vhost worker = the kernel's")
+    print(" vhost-PID thread; both per pair of TCP transfers, one each way)")
 
 
 # ---- bench_debian.sh: the guest's "KDEB: TIMES" line, the host's "H: BENCH NAME" line ----

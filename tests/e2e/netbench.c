@@ -26,11 +26,13 @@
  * With -p PID, send/recv also print the CPU time PID used between the connection being
  * established and the transfer's end, in ms:
  *   netbench: cpu pid=PID proc=MS vmm=MS vcpu=MS vhost=MS
- * proc is fields 14+15 (utime+stime) of /proc/PID/stat: every thread (but a vhost worker),
- * and a vCPU thread's utime includes the time the guest ran. vcpu is the vCPU threads
- * (kestrel's vcpuN, QEMU's "CPU N/KVM"); vmm = proc - vcpu is the VMM's own work (event
- * loop, I/O threads, main); vhost is the kernel's vhost-net worker for PID (a kernel
- * thread "vhost-PID", or on Linux >= 6.4 a thread of PID with that name).
+ * proc is the CPU time of every thread of PID (but a vhost worker), each read from
+ * /proc/PID/task/TID/schedstat (nanoseconds; utime+stime of .../stat, in 10 ms clock
+ * ticks, where a kernel has no schedstat), and a vCPU thread's includes the time the guest
+ * ran. vcpu is the vCPU threads (kestrel's vcpuN, QEMU's "CPU N/KVM"); vmm = proc - vcpu is
+ * the VMM's own work (event loop, I/O threads, main); vhost is the kernel's vhost-net
+ * worker for PID (a kernel thread "vhost-PID", or on Linux >= 6.4 a thread of PID with that
+ * name).
  * -w SECS: give up (exit 1) after SECS (default 300). Exit status 0 on success.
  */
 #ifndef _GNU_SOURCE
@@ -114,6 +116,33 @@ static long long stat_ticks(const char *path, char *name, size_t namelen)
 	return v[14] + v[15];
 }
 
+/* A thread's CPU time in ns: the scheduler's own sum (schedstat's first field) when the
+ * kernel has it, else its clock ticks, which round a few ms of VMM work to 0 or 10 ms. comm
+ * (stat's 2nd field) to name. DIR is /proc/PID or /proc/PID/task/TID. */
+static long long task_ns(const char *dir, char *name, size_t namelen)
+{
+	char path[400], s[128];
+	long long ticks;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/stat", dir);
+	ticks = stat_ticks(path, name, namelen);
+	if (ticks < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/schedstat", dir);
+	fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		n = read(fd, s, sizeof(s) - 1);
+		close(fd);
+		if (n > 0) {
+			s[n] = 0;
+			return strtoll(s, NULL, 10);
+		}
+	}
+	return ticks * (1000000000LL / sysconf(_SC_CLK_TCK));
+}
+
 struct cpu {
 	long long proc, vcpu, vhost;
 };
@@ -133,8 +162,8 @@ static long long vhost_kthreads(int pid)
 	while ((e = readdir(d))) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == pid)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		long long t = stat_ticks(path, name, sizeof(name));
+		snprintf(path, sizeof(path), "/proc/%s", e->d_name);
+		long long t = task_ns(path, name, sizeof(name));
 		if (t >= 0 && !strcmp(name, want))
 			sum += t;
 	}
@@ -142,6 +171,8 @@ static long long vhost_kthreads(int pid)
 	return sum;
 }
 
+/* proc is the sum over the threads alive at both readings: a thread that ends between them
+ * takes its time with it, and the transfers' threads all live through them. */
 static void cpu_read(int pid, struct cpu *c)
 {
 	char path[320], name[64];
@@ -151,8 +182,6 @@ static void cpu_read(int pid, struct cpu *c)
 	c->proc = c->vcpu = c->vhost = 0;
 	if (pid <= 0)
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	c->proc = stat_ticks(path, NULL, 0);
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	d = opendir(path);
 	if (!d)
@@ -160,31 +189,32 @@ static void cpu_read(int pid, struct cpu *c)
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", pid, e->d_name);
-		long long t = stat_ticks(path, name, sizeof(name));
+		snprintf(path, sizeof(path), "/proc/%d/task/%s", pid, e->d_name);
+		long long t = task_ns(path, name, sizeof(name));
+		if (t < 0)
+			continue;
 		/* kestrel names them vcpuN, QEMU "CPU N/KVM" */
-		if (t >= 0 && (strncmp(name, "vcpu", 4) == 0 || strstr(name, "/KVM")))
+		if (strncmp(name, "vcpu", 4) == 0 || strstr(name, "/KVM"))
 			c->vcpu += t;
-		else if (t >= 0 && strncmp(name, "vhost-", 6) == 0)
-			c->vhost -= t; /* a vhost worker in our task list: not the VMM's own work */
+		if (strncmp(name, "vhost-", 6) == 0)
+			c->vhost += t; /* a vhost worker in our task list: not the VMM's own work */
+		else
+			c->proc += t;
 	}
 	closedir(d);
-	/* vhost < 0 so far: worker time inside proc; add the kernel-thread kind (never in proc). */
-	c->proc += c->vhost;
-	c->vhost = -c->vhost + vhost_kthreads(pid);
+	c->vhost += vhost_kthreads(pid);
 }
 
 static void cpu_report(int pid, const struct cpu *a, const struct cpu *b)
 {
-	double ms = 1000.0 / (double)sysconf(_SC_CLK_TCK);
 	long long proc = b->proc - a->proc, vcpu = b->vcpu - a->vcpu, vhost = b->vhost - a->vhost;
 
 	if (pid <= 0)
 		return;
-	/* proc and the threads are read one after the other: never show a negative rest. */
+	/* a thread that ended in between: never show a negative rest. */
 	long long vmm = proc > vcpu ? proc - vcpu : 0;
 	fprintf(stderr, "netbench: cpu pid=%d proc=%.0f vmm=%.0f vcpu=%.0f vhost=%.0f\n", pid,
-		proc * ms, vmm * ms, vcpu * ms, vhost * ms);
+		proc / 1e6, vmm / 1e6, vcpu / 1e6, vhost / 1e6);
 }
 
 static struct sockaddr_in addr_of(const char *ip, const char *port)

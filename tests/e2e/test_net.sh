@@ -468,7 +468,7 @@ for it in $(items); do
 done
 if want cpu && want off && want on; then
     for n in off on; do
-        echo "  kestrel CPU during the 2x$SIZE MiB transfers, vhost=$n: utime+stime (all threads) $(cpu_ms $n proc) ms; vCPU threads $(cpu_ms $n vcpu) ms; the rest (event loop, main): $(cpu_ms $n vmm) ms; kernel vhost worker $(cpu_ms $n vhost) ms"
+        echo "  kestrel CPU during the 2x$SIZE MiB transfers, vhost=$n: CPU time (all threads) $(cpu_ms $n proc) ms; vCPU threads $(cpu_ms $n vcpu) ms; the rest (event loop, main): $(cpu_ms $n vmm) ms; kernel vhost worker $(cpu_ms $n vhost) ms"
     done
     cpu_ok() {
         local a b; a=$(cpu_ms off vmm); b=$(cpu_ms on vmm)
