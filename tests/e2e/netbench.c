@@ -78,12 +78,16 @@ static void on_alarm(int sig)
 	_exit(1);
 }
 
-/* utime+stime in clock ticks of /proc/PID[/task/TID]/stat; comm (2nd field) to name. */
-static long long stat_ticks(const char *path, char *name, size_t namelen)
+/* utime+stime in clock ticks of DIR/stat (DIR: /proc/PID[/task/TID]); comm (2nd field) to
+ * name. */
+static long long stat_ticks(const char *dir, char *name, size_t namelen)
 {
-	char s[1024];
-	int fd = open(path, O_RDONLY);
+	char s[1024], path[400];
 	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/stat", dir);
+	fd = open(path, O_RDONLY);
 
 	if (fd < 0)
 		return -1;
@@ -117,19 +121,14 @@ static long long stat_ticks(const char *path, char *name, size_t namelen)
 }
 
 /* A thread's CPU time in ns: the scheduler's own sum (schedstat's first field) when the
- * kernel has it, else its clock ticks, which round a few ms of VMM work to 0 or 10 ms. comm
- * (stat's 2nd field) to name. DIR is /proc/PID or /proc/PID/task/TID. */
-static long long task_ns(const char *dir, char *name, size_t namelen)
+ * kernel has it, else TICKS (stat_ticks of DIR), which round a few ms of VMM work to 0
+ * or 10 ms. DIR is /proc/PID or /proc/PID/task/TID. */
+static long long task_ns(const char *dir, long long ticks)
 {
 	char path[400], s[128];
-	long long ticks;
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/stat", dir);
-	ticks = stat_ticks(path, name, namelen);
-	if (ticks < 0)
-		return -1;
 	snprintf(path, sizeof(path), "%s/schedstat", dir);
 	fd = open(path, O_RDONLY);
 	if (fd >= 0) {
@@ -163,9 +162,9 @@ static long long vhost_kthreads(int pid)
 		if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == pid)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s", e->d_name);
-		long long t = task_ns(path, name, sizeof(name));
+		long long t = stat_ticks(path, name, sizeof(name));
 		if (t >= 0 && !strcmp(name, want))
-			sum += t;
+			sum += task_ns(path, t);
 	}
 	closedir(d);
 	return sum;
@@ -190,9 +189,10 @@ static void cpu_read(int pid, struct cpu *c)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%s", pid, e->d_name);
-		long long t = task_ns(path, name, sizeof(name));
+		long long t = stat_ticks(path, name, sizeof(name));
 		if (t < 0)
 			continue;
+		t = task_ns(path, t);
 		/* kestrel names them vcpuN, QEMU "CPU N/KVM" */
 		if (strncmp(name, "vcpu", 4) == 0 || strstr(name, "/KVM"))
 			c->vcpu += t;
